@@ -1,0 +1,46 @@
+# Two commands for a fresh machine:  make demo   make test
+# Both create .venv and install the pinned environment first (about 2 minutes, once).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+
+.PHONY: install demo test test-fast lint report benchmark clean clean-dicom clean-all lock
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+## the main job on the built-in phantom data (not patient data)
+demo: $(STAMP)
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) all
+
+## the test suite (unit tests, workflow tests on a tiny config, the SLURM tests where possible)
+test: $(STAMP)
+	$(BIN)/pytest
+
+## unit tests only (no Snakemake runs)
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not workflow and not slurm"
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+
+## the DICOM of the phantom is only needed until the crops exist
+clean-dicom:
+	rm -rf results/phantom
+
+clean:
+	rm -rf results .snakemake/incomplete
+
+clean-all: clean
+	rm -rf $(VENV) .snakemake
+
+## re-pin the full environment from the current venv
+lock: $(STAMP)
+	{ echo "# Full pinned environment (pip constraints). Regenerate with: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//' | grep -v '^lungsynth'; } > requirements.lock

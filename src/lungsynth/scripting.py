@@ -1,0 +1,60 @@
+"""Glue for the thin scripts under ``workflow/scripts``: logging to the rule's log and clean failures.
+
+The library never imports snakemake; this module only reads the ``snakemake`` object the
+scripts are handed (``log``, ``threads``), duck-typed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable
+
+from .errors import InputError
+
+log = logging.getLogger("lungsynth")
+
+
+def configure_logging(log_path: str | None = None, level: int = logging.INFO) -> None:
+    """Send the library's log records (and warnings) to ``log_path`` and to stderr."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+    logging.captureWarnings(True)
+
+
+def limit_threads(threads: int) -> None:
+    """Honour the job's ``threads`` in torch and the BLAS pools (they default to every core)."""
+    threads = max(1, int(threads))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules or _torch_importable():
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _torch_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def run(snakemake, main: Callable[[], None]) -> None:
+    """Run ``main`` for a Snakemake script: log to the rule's log, turn InputError into one line.
+
+    Outputs are not cleaned here: Snakemake deletes a failed job's outputs, and every writer in
+    the library is atomic, so nothing partial survives under a final name.
+    """
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    configure_logging(log_path)
+    limit_threads(getattr(snakemake, "threads", 1))
+    try:
+        main()
+    except InputError as err:
+        log.error("%s", err)
+        sys.exit(1)
