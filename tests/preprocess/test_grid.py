@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from lungsynth.errors import InputError
+from lungsynth.lidc.case import patient_centroids
+from lungsynth.preprocess.case import preprocess_case
+from lungsynth.settings import PreprocessSettings
+
+
+def _settings(spacing=(6.0, 4.0, 4.0), size=(32, 64, 64)):
+    return PreprocessSettings(consensus_level=0.5, min_nodule_mm=3.0, min_readers=1, lung_threshold_hu=-400,
+                              crop_margin_mm=10.0, target_spacing=spacing, volume_size=size)
+
+
+def test_crop_has_the_fixed_size_spacing_and_dtypes(chest):
+    hu, lungs, nodule, geometry = chest
+    result = preprocess_case("c", hu, nodule, geometry, _settings(), "chest")
+    assert result.image.shape == (32, 64, 64) and result.image.dtype == np.int16
+    assert result.mask.shape == (32, 64, 64) and result.mask.dtype == np.uint8
+    assert result.geometry.spacing == (4.0, 4.0, 6.0)
+    assert result.record["n_nodules"] == 1 and result.record["n_nodules_in_crop"] == 1
+
+
+def test_nodule_keeps_its_patient_position_within_one_voxel(chest):
+    hu, lungs, nodule, geometry = chest
+    result = preprocess_case("c", hu, nodule, geometry, _settings(), "chest")
+    before = patient_centroids(nodule, geometry)[0]
+    after = patient_centroids(result.mask, result.geometry)[0]
+    assert np.all(np.abs(after - before) <= np.asarray(result.geometry.spacing))
+
+
+def test_nodule_volume_is_roughly_preserved(chest):
+    hu, lungs, nodule, geometry = chest
+    result = preprocess_case("c", hu, nodule, geometry, _settings(), "chest")
+    before = nodule.sum() * np.prod(geometry.spacing)
+    after = result.mask.sum() * np.prod(result.geometry.spacing)
+    assert 0.6 < after / before < 1.5
+
+
+def test_nodule_is_brighter_than_the_lung_around_it_after_resampling(chest):
+    hu, lungs, nodule, geometry = chest
+    result = preprocess_case("c", hu, nodule, geometry, _settings(), "chest")
+    inside = result.image[result.mask > 0].mean()
+    shell = ndimage.binary_dilation(result.mask, iterations=2) & ~ndimage.binary_dilation(result.mask)
+    assert inside > result.image[shell].mean() + 300
+
+
+def test_a_nodule_too_small_for_the_grid_is_a_clear_error(chest):
+    from tests.conftest import synthetic_chest
+
+    hu, lungs, nodule, geometry = synthetic_chest(nodule_radius_mm=4.0)
+    with pytest.raises(InputError, match="no nodule voxel left"):
+        preprocess_case("c", hu, nodule, geometry, _settings(spacing=(20.0, 20.0, 20.0), size=(16, 16, 16)), "chest")
+
+
+def test_a_volume_without_lungs_is_a_clear_error(chest):
+    hu, lungs, nodule, geometry = chest
+    with pytest.raises(InputError, match="no lung found"):
+        preprocess_case("c", np.full_like(hu, 40), nodule, geometry, _settings(), "scan-x")

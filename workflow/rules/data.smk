@@ -1,0 +1,130 @@
+# Source volumes -> preprocessed crops, case table, patient split, montage (design.md steps 1-3).
+
+
+rule nodule_table:
+    output:
+        "results/lidc/nodules.csv",
+    log:
+        "logs/lidc/nodule_table.log",
+    benchmark:
+        "benchmarks/lidc/nodule_table.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/nodule_table.py"
+
+
+checkpoint select_cases:
+    input:
+        select_cases_input,
+    output:
+        "results/data/selection.csv",
+    log:
+        "logs/data/select_cases.log",
+    params:
+        data=config["data"],
+        phantom=config["phantom"],
+        preprocess=config["preprocess"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/select_cases.py"
+
+
+rule phantom_series:
+    input:
+        "results/data/selection.csv",
+    output:
+        directory("results/phantom/dicom/{case}"),
+    log:
+        "logs/phantom/{case}.log",
+    benchmark:
+        "benchmarks/phantom/{case}.tsv"
+    params:
+        seed=config["phantom"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    script:
+        "../scripts/phantom_series.py"
+
+
+rule preprocess_case:
+    input:
+        unpack(preprocess_input),
+    output:
+        image="results/data/images/{case}.nii.gz",
+        mask="results/data/masks/{case}.nii.gz",
+        record="results/data/records/{case}.json",
+    log:
+        "logs/data/preprocess/{case}.log",
+    benchmark:
+        "benchmarks/data/preprocess/{case}.tsv"
+    params:
+        source=SOURCE,
+        dicom_root=dicom_root(),
+        settings=config["preprocess"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    script:
+        "../scripts/preprocess_case.py"
+
+
+rule case_table:
+    input:
+        selection="results/data/selection.csv",
+        records=lambda wildcards: expand("results/data/records/{case}.json", case=all_cases()),
+    output:
+        "results/data/cases.csv",
+    log:
+        "logs/data/case_table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/case_table.py"
+
+
+rule split:
+    input:
+        "results/data/selection.csv",
+    output:
+        "results/data/splits.json",
+    log:
+        "logs/data/split.log",
+    params:
+        settings=config["split"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/split.py"
+
+
+rule data_montage:
+    input:
+        cases="results/data/cases.csv",
+        images=lambda wildcards: expand("results/data/images/{case}.nii.gz", case=all_cases()),
+        masks=lambda wildcards: expand("results/data/masks/{case}.nii.gz", case=all_cases()),
+    output:
+        "results/data/montage.png",
+    log:
+        "logs/data/montage.log",
+    params:
+        n_cases=config["report"]["montage_cases"],
+        source=SOURCE,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    script:
+        "../scripts/data_montage.py"
