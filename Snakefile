@@ -1,12 +1,15 @@
 # lungsynth: patch-wise 3D DDPM for lung CT conditioned on nodule masks, and its nnU-Net utility test.
 # Run:  snakemake --profile profiles/default all          (the built-in phantom; not patient data)
 #       snakemake --profile profiles/slurm all            (a SLURM cluster; see README)
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# defaults, found from any working directory (-d); overlays come with --configfile
+configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
 include: "workflow/rules/common.smk"

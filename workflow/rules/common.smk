@@ -8,13 +8,20 @@ from snakemake.utils import validate
 
 
 def validate_config():
-    """Check the merged config against the schema; name the config file(s) in the message."""
+    """Check the merged config against the schema; name the config file(s) and every bad key."""
     try:
         validate(config, "../schemas/config.schema.yaml")
-    except WorkflowError as err:
-        files = ", ".join(str(f) for f in workflow.configfiles) or "config"
-        reason = str(err).split("\n\nFailed validating")[0].strip()
-        raise WorkflowError(f"invalid configuration in {files}:\n{reason}") from None
+    except WorkflowError:
+        import jsonschema
+        import yaml
+
+        schema = yaml.safe_load(open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"))
+        problems = [
+            f"  {'.'.join(map(str, error.absolute_path)) or '(top level)'}: {error.message}"
+            for error in jsonschema.Draft202012Validator(schema).iter_errors(config)
+        ]
+        files = ", ".join(str(f) for f in workflow.configfiles)
+        raise WorkflowError(f"invalid configuration in {files}:\n" + "\n".join(problems)) from None
 
 
 validate_config()
