@@ -36,7 +36,10 @@ def pair_cases(images_dir, masks_dir) -> list[tuple[str, Path, Path]]:
 
 
 def load_pair(image_path, mask_path):
-    """``(hu, mask, geometry)`` of one pair, checking the mask fits the image and is not empty."""
+    """``(hu, lesion_labels, geometry)`` of one pair, checking the mask fits the image and is not empty.
+
+    Lesions are the connected components of the voxels > 0 (the user's label values are ignored).
+    """
     hu, geometry = read_nifti(image_path)
     mask, mask_geometry = read_nifti(mask_path)
     if mask.shape != hu.shape:
@@ -49,4 +52,7 @@ def load_pair(image_path, mask_path):
     lesions = mask > 0
     if not lesions.any():
         raise InputError(mask_path, "mask is empty: no lesion voxel")
-    return hu.astype(np.int16, copy=False), lesions, geometry
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(lesions)
+    return np.clip(hu, -32768, 32767).astype(np.int16), labels, geometry

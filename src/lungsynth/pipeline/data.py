@@ -80,7 +80,7 @@ def preprocess(case: str, source: str, settings: dict, out_image, out_mask, out_
     if source == "nifti":
         from ..nifti_source import load_pair
 
-        hu, nodules, geometry = load_pair(image, mask)
+        hu, nodule_labels, geometry = load_pair(image, mask)
         where, extra = str(image), {"patient_id": case, "scan_id": ""}
     else:
         from ..lidc.case import load_scan
@@ -88,9 +88,9 @@ def preprocess(case: str, source: str, settings: dict, out_image, out_mask, out_
 
         import_pylidc(dicom_root)
         scan = _scan_of(selection_csv, case)
-        hu, nodules, geometry, n_clusters = load_scan(scan, dicom_root, criteria_of(prep), prep.consensus_level)
+        hu, nodule_labels, geometry = load_scan(scan, dicom_root, criteria_of(prep), prep.consensus_level)
         where, extra = f"{dicom_root}/{scan.patient_id}", {"patient_id": scan.patient_id, "scan_id": scan.id}
-    result = preprocess_case(case, hu, nodules, geometry, prep, where)
+    result = preprocess_case(case, hu, nodule_labels, geometry, prep, where)
     record = {**result.record, **extra, "source": source}
     write_nifti(out_image, result.image, result.geometry)
     write_nifti(out_mask, result.mask, result.geometry)

@@ -22,12 +22,14 @@ class PreprocessedCase:
     record: dict             # one row of cases.csv
 
 
-def preprocess_case(case_id: str, hu: np.ndarray, nodules: np.ndarray, source: Geometry,
+def preprocess_case(case_id: str, hu: np.ndarray, nodule_labels: np.ndarray, source: Geometry,
                     settings: PreprocessSettings, where: str) -> PreprocessedCase:
-    """Crop ``hu`` (``(z, y, x)``) at the lungs and resample it and its nodule mask to the fixed grid.
+    """Crop ``hu`` (``(z, y, x)``) at the lungs and resample it and its nodules to the fixed grid.
 
+    ``nodule_labels`` holds one label per nodule (0 = background); the output mask is binary.
     ``where`` names the source (series folder or file) in error messages.
     """
+    nodules = nodule_labels > 0
     spacing_zyx = source.spacing[::-1]
     lungs = lung_mask(hu, spacing_zyx, settings.lung_threshold_hu)
     if not lungs.any():
@@ -38,16 +40,16 @@ def preprocess_case(case_id: str, hu: np.ndarray, nodules: np.ndarray, source: G
     image = resample_image(hu, source, crop)
     mask = resample_mask(nodules, source, crop)
 
-    labels, n_source = ndimage.label(nodules)
     voxel_mm3 = float(np.prod(source.spacing))
-    volumes = ndimage.sum_labels(nodules.astype(bool), labels, np.arange(1, n_source + 1)) * voxel_mm3
+    counts = np.bincount(nodule_labels.ravel())[1:]
+    volumes = counts[counts > 0] * voxel_mm3
     if not mask.any():
         raise InputError(where, f"no nodule voxel left on the {settings.target_spacing} mm grid "
                                 f"(largest nodule {volumes.max():.0f} mm^3): use a finer target_spacing")
     _, n_crop = ndimage.label(mask)
     record = {
         "case": case_id,
-        "n_nodules": int(n_source),
+        "n_nodules": int(len(volumes)),
         "n_nodules_in_crop": int(n_crop),
         "nodule_volumes_mm3": ";".join(f"{v:.1f}" for v in sorted(volumes, reverse=True)),
         "nodule_voxels": int(mask.sum()),
