@@ -1,0 +1,86 @@
+"""Figures of the DDPM stage: the training-loss curve and a montage like the paper's Figure 2.
+
+Functions return matplotlib figures; :func:`lungsynth.io.save_figure` writes them atomically.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+LUNG_WINDOW_HU = (-1000.0, 400.0)  # display window (HU) for CT slices
+
+
+def loss_curve_figure(losses: pd.DataFrame, title: str = "DDPM training loss"):
+    """Loss per step (faint) and its running mean, log scale; ``losses`` has ``step`` and ``loss``."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    if len(losses):
+        window = max(1, len(losses) // 20)
+        ax.plot(losses["step"], losses["loss"], color="0.75", lw=0.8, label="per step")
+        smooth = losses["loss"].rolling(window, min_periods=1).mean()
+        ax.plot(losses["step"], smooth, color="C0", lw=1.6, label=f"mean of {window} steps")
+        if (losses["loss"] > 0).all():
+            ax.set_yscale("log")
+        ax.legend(frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no training steps", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def nodule_slice(mask: np.ndarray) -> int:
+    """The axial index (z) with the most nodule voxels (the middle slice if the mask is empty)."""
+    areas = np.asarray(mask).reshape(mask.shape[0], -1).sum(axis=1)
+    return int(np.argmax(areas)) if areas.any() else mask.shape[0] // 2
+
+
+def figure2(cases: Sequence[dict], window: tuple[float, float] = LUNG_WINDOW_HU,
+            title: str = "Generated images for their conditioning masks"):
+    """A montage like the paper's Figure 2: one column per case, at the axial slice with the most
+    nodule: the conditioning mask, the generated slice with the mask outlined, and (when given)
+    the real slice of the same case with the same outline.
+
+    ``cases``: dicts with ``case`` (id), ``mask (D, H, W)``, ``synthetic (D, H, W)`` HU and
+    optionally ``real (D, H, W)`` HU.
+    """
+    cases = list(cases)
+    has_real = any(c.get("real") is not None for c in cases)
+    rows = ["mask", "synthetic"] + (["real"] if has_real else [])
+    n = max(1, len(cases))
+    fig, axes = plt.subplots(len(rows), n, figsize=(2.2 * n, 2.3 * len(rows)), squeeze=False)
+    for col, case in enumerate(cases):
+        mask = np.asarray(case["mask"]) > 0
+        z = nodule_slice(mask)
+        panels = {"mask": None, "synthetic": case["synthetic"], "real": case.get("real")}
+        for row, name in enumerate(rows):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if name == "mask":
+                ax.imshow(mask[z], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.set_title(f"{case['case']}\nz = {z}", fontsize=8)
+            elif panels[name] is not None:
+                ax.imshow(np.asarray(panels[name])[z], cmap="gray", vmin=window[0], vmax=window[1],
+                          interpolation="nearest")
+                if mask[z].any():
+                    ax.contour(mask[z].astype(float), levels=[0.5], colors="red", linewidths=0.7)
+            else:
+                ax.set_axis_off()
+            if col == 0:
+                ax.set_ylabel(name, fontsize=9)
+    for col in range(len(cases), n):
+        for row in range(len(rows)):
+            axes[row, col].set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

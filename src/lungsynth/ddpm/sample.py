@@ -1,0 +1,189 @@
+"""Generating a CT volume from a nodule mask: reverse diffusion from Gaussian noise (DDPM or DDIM).
+
+Two ways to run the net at each step:
+
+- ``whole`` (the paper's and PatchDDM's): the fully convolutional net sees the whole noisy
+  volume with the whole coordinate grid and the whole mask. Memory grows with the volume.
+- ``windowed``: overlapping windows of the training patch size, blended by MONAI's
+  ``sliding_window_inference`` (Gaussian or constant weights). The net's memory stays that of one
+  window, and each window sees GroupNorm statistics of a training-sized input. With a single
+  window covering the volume it computes exactly what ``whole`` computes.
+
+Every case is seeded from ``(seed, case id)``, so a rerun gives the same volume (on the same
+device and thread count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from tqdm import tqdm
+
+from ..errors import InputError
+from .checkpoint import LoadedModel, load_model
+from .coordinates import check_patch_fits, whole_condition
+from .intensity import to_hu_int16
+from .network import check_divisible
+from .runtime import autocast, resolve_device, set_threads
+from .schedule import sampling_scheduler
+from .settings import SamplingSettings, ScheduleSettings
+
+log = logging.getLogger("lungsynth.ddpm")
+
+
+def case_seed(seed: int, case_id: str) -> int:
+    """A 63-bit seed from ``(seed, case id)``: different cases differ, the same case repeats."""
+    digest = hashlib.sha256(f"{int(seed)}:{case_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def case_generator(seed: int, case_id: str, device: str | torch.device = "cpu") -> torch.Generator:
+    """The random generator of one case (on the device the noise is drawn on)."""
+    return torch.Generator(device=device).manual_seed(case_seed(seed, case_id))
+
+
+class Denoiser:
+    """The net's prediction for the whole volume at one timestep, whole-volume or windowed.
+
+    ``condition (1, 4, D, H, W)`` = [mask, z, y, x] stays fixed; calling with ``x_t (1, 1, D, H, W)``
+    and an integer timestep returns the prediction ``(1, 1, D, H, W)`` in float32.
+    """
+
+    def __init__(self, model: torch.nn.Module, condition: torch.Tensor, *, mode: str = "whole",
+                 window: Sequence[int] | None = None, overlap: float = 0.5, blend: str = "gaussian",
+                 window_batch: int = 1, bf16: bool = False):
+        if mode not in ("whole", "windowed"):
+            raise ValueError(f"mode must be whole or windowed, got {mode!r}")
+        if mode == "windowed" and window is None:
+            raise ValueError("windowed mode needs the window size")
+        self.model, self.condition, self.mode = model, condition, mode
+        self.window = None if window is None else tuple(int(w) for w in window)
+        self.overlap, self.blend, self.window_batch, self.bf16 = overlap, blend, window_batch, bf16
+        self.device = condition.device
+
+    def _net(self, inputs: torch.Tensor, t: int) -> torch.Tensor:
+        timesteps = torch.full((inputs.shape[0],), int(t), dtype=torch.long, device=inputs.device)
+        with autocast(self.device, self.bf16):
+            return self.model(inputs, timesteps).float()
+
+    @torch.no_grad()
+    def __call__(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
+        inputs = torch.cat([x_t, self.condition], dim=1)
+        if self.mode == "whole":
+            return self._net(inputs, t)
+        out = sliding_window_inference(inputs, roi_size=self.window, sw_batch_size=self.window_batch,
+                                       predictor=lambda patch: self._net(patch, t), overlap=self.overlap,
+                                       mode=self.blend)
+        return out.as_tensor() if hasattr(out, "as_tensor") else out
+
+
+@torch.no_grad()
+def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, sampler: str = "ddim",
+                  steps: int | None = 50, eta: float = 0.0, mode: str = "whole",
+                  window: Sequence[int] | None = None, overlap: float = 0.5, blend: str = "gaussian",
+                  window_batch: int = 1, bf16: bool = False, generator: torch.Generator | None = None,
+                  device: str | torch.device = "cpu", progress: bool = False) -> torch.Tensor:
+    """Generate one volume for ``mask (D, H, W)``; returns ``(D, H, W)`` float32 in [-1, 1].
+
+    ``sampler`` ``ddpm`` runs all T steps (``steps`` ignored unless it differs from T: error);
+    ``ddim`` runs ``steps`` steps with noise weight ``eta`` (0 = deterministic given x_T).
+    """
+    device = torch.device(device)
+    scheduler = sampling_scheduler(schedule, sampler, None if sampler == "ddpm" and steps is None else steps)
+    condition = whole_condition(mask).to(device)
+    denoise = Denoiser(model, condition, mode=mode, window=window, overlap=overlap, blend=blend,
+                       window_batch=window_batch, bf16=bf16)
+    shape = (1, 1, *condition.shape[2:])
+    x = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+    timesteps = [int(t) for t in scheduler.timesteps]
+    bar = tqdm(timesteps, desc=f"sample {sampler}", disable=not progress, unit="step", file=sys.stderr,
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)
+    for t in bar:
+        prediction = denoise(x, t)
+        if sampler == "ddim":
+            x, _ = scheduler.step(prediction, t, x, eta=eta, generator=generator)
+        else:
+            x, _ = scheduler.step(prediction, t, x, generator=generator)
+    return x[0, 0].clamp(-1.0, 1.0)
+
+
+def _mask_array(mask, where: str) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 3:
+        raise InputError(where, f"expected a 3D (z, y, x) mask, got shape {mask.shape}")
+    if not np.isin(np.unique(mask), (0, 1)).all():
+        values = np.unique(mask)
+        log.warning("%s: mask has values %s; every value > 0 counts as nodule", where, values[:8])
+    return (mask > 0).astype(np.uint8)
+
+
+def sample_case(checkpoint: str | Path | LoadedModel, mask, *, case_id: str,
+                settings: SamplingSettings | None = None, spacing: Sequence[float] | None = None,
+                mask_name: str | None = None, device: str | torch.device = "auto",
+                threads: int | None = None, progress: bool = False) -> np.ndarray:
+    """One synthetic CT volume (HU, int16, same ``(z, y, x)`` shape as ``mask``) for one mask.
+
+    The same function serves the workflow rule and the ``lungsynth sample`` command.
+    ``checkpoint`` is a model file or an already loaded model; ``spacing`` (mm, z/y/x), when
+    given, must match the training spacing; ``case_id`` seeds the case with ``settings.seed``.
+    A checkpoint trained on another volume size is an InputError naming it.
+    """
+    settings = settings or SamplingSettings()
+    set_threads(threads)
+    device = resolve_device(device)
+    where = mask_name or f"mask of {case_id}"
+    mask = _mask_array(mask, where)
+    loaded = checkpoint if isinstance(checkpoint, LoadedModel) else load_model(checkpoint, device)
+    loaded.model.to(device)
+    loaded.check_geometry(mask.shape, spacing, what=f"the mask {where}")
+    if settings.mode == "whole":
+        check_divisible(mask.shape, loaded.levels, where, "volume size (whole-volume sampling)")
+    else:
+        check_patch_fits(mask.shape, loaded.patch_size, where)
+    if not mask.any():
+        log.warning("%s: the mask is empty; the volume is generated without a nodule", where)
+    generator = case_generator(settings.seed, case_id, device)
+    x0 = sample_volume(loaded.model, mask, loaded.schedule, sampler=settings.sampler,
+                       steps=None if settings.sampler == "ddpm" else settings.steps, eta=settings.eta,
+                       mode=settings.mode, window=loaded.patch_size, overlap=settings.window_overlap,
+                       blend=settings.window_blend, window_batch=settings.window_batch, bf16=settings.bf16,
+                       generator=generator, device=device, progress=progress)
+    return to_hu_int16(x0, loaded.intensity)
+
+
+def sample_nifti(checkpoint: str | Path | LoadedModel, mask_path, out_path, *, case_id: str | None = None,
+                 settings: SamplingSettings | None = None, device: str | torch.device = "auto",
+                 threads: int | None = None, progress: bool = False) -> np.ndarray:
+    """Read a mask NIfTI, generate its volume with :func:`sample_case`, write it (int16 HU) with the
+    mask's affine; returns the volume. What the workflow's ``sample`` rule and ``lungsynth sample`` run.
+
+    ``case_id`` (default: the mask's file name without ``.nii.gz``) seeds the case.
+    """
+    from ..io import read_nifti, write_nifti
+    from .quality import spacing_zyx
+
+    mask_path, out_path = Path(mask_path), Path(out_path)
+    if out_path.resolve() == mask_path.resolve():
+        raise InputError(out_path, "the output would overwrite the mask; choose another output path")
+    mask, geometry = read_nifti(mask_path)
+    hu = sample_case(checkpoint, mask, case_id=case_id or case_id_of(mask_path), settings=settings,
+                     spacing=spacing_zyx(geometry), mask_name=str(mask_path), device=device, threads=threads,
+                     progress=progress)
+    write_nifti(out_path, hu, geometry, dtype=np.int16)
+    return hu
+
+
+def case_id_of(path) -> str:
+    """A case id from a file name: ``masks/LIDC-IDRI-0078.nii.gz`` -> ``LIDC-IDRI-0078``."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem

@@ -1,0 +1,264 @@
+"""Training loop of the patch-wise conditional DDPM (paper section 2.3, formula 3).
+
+Each step draws random patches (with their coordinate channels) from the whole training
+volumes, noises the CT patch to a random timestep t, and regresses the noise epsilon
+(or v) from ``[x_t, mask, z, y, x]`` with MSE. AdamW, an EMA of the weights (sampling uses it),
+optional bf16 autocast and gradient clipping. The training state is saved every
+``checkpoint_every`` steps, so a killed run started again continues where it stopped; the model
+file is written only at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
+from tqdm import tqdm
+
+from ..errors import InputError
+from ..io import save_figure, write_csv
+from .checkpoint import load_state, save_model, save_state, state_fingerprint
+from .coordinates import PatchSampler, check_patch_fits
+from .intensity import hu_to_model
+from .network import build_network, check_divisible, count_parameters, network_config
+from .runtime import autocast, resolve_device, set_threads
+from .schedule import training_scheduler, training_target
+from .settings import DdpmSettings
+
+log = logging.getLogger("lungsynth.ddpm")
+
+LOSS_COLUMNS = ["step", "loss", "lr", "seconds"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished training run reports: where the model is, steps, the loss history."""
+
+    model_path: Path
+    step: int
+    resumed_from: int
+    losses: pd.DataFrame
+    seconds: float
+
+
+def training_data_hash(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> str:
+    """SHA-256 over the shapes, dtypes and bytes of the training volumes, in order."""
+    digest = hashlib.sha256()
+    for array in (*images, *masks):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def ema_update(decay: float):
+    """EMA update for :class:`AveragedModel`, with the usual warm-up ``min(decay, (1+n)/(10+n))``
+    so that a short run's EMA is not dominated by the initial weights."""
+
+    @torch.no_grad()
+    def update(ema_params, params, num_averaged):
+        n = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        torch._foreach_lerp_(ema_params, params, weight)
+
+    return update
+
+
+def learning_rate_at(step: int, base: float, warmup_steps: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then constant (so a longer run continues a shorter one)."""
+    if warmup_steps and step <= warmup_steps:
+        return base * step / warmup_steps
+    return base
+
+
+def stack_training_data(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                        names: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (HU) and masks as ``(N, D, H, W)`` int16 / uint8 tensors; InputError on a shape mismatch."""
+    if len(images) == 0:
+        raise InputError("ddpm training data", "no training images")
+    if len(images) != len(masks):
+        raise InputError("ddpm training data", f"{len(images)} images but {len(masks)} masks")
+    names = list(names) if names is not None else [f"training case {i}" for i in range(len(images))]
+    shape = np.shape(images[0])
+    if len(shape) != 3:
+        raise InputError(names[0], f"expected a 3D (z, y, x) volume, got shape {shape}")
+    for name, image, mask in zip(names, images, masks):
+        if np.shape(image) != shape:
+            raise InputError(name, f"image shape {np.shape(image)} differs from the first image's {shape}; "
+                                   f"all training crops must share one volume size")
+        if np.shape(mask) != shape:
+            raise InputError(name, f"mask shape {np.shape(mask)} differs from its image's {shape}")
+    hu = np.stack([np.clip(np.rint(np.asarray(i, dtype=np.float32)), -32768, 32767) for i in images])
+    nodules = np.stack([np.asarray(m) > 0 for m in masks])
+    return torch.from_numpy(hu.astype(np.int16)), torch.from_numpy(nodules.astype(np.uint8))
+
+
+class Trainer:
+    """The objects of one training run and one optimisation step (formula 3 of the paper).
+
+    Holds the net, its EMA, AdamW, the random generator (patches, timesteps, noise), the
+    training scheduler and the patch sampler; :meth:`state` / :meth:`load` give what a
+    checkpoint must keep for a resumed run to continue exactly.
+    """
+
+    def __init__(self, settings: DdpmSettings, hu: torch.Tensor, nodules: torch.Tensor,
+                 device: torch.device):
+        train = settings.training
+        self.settings, self.device = settings, device
+        self.network = network_config(settings.network)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train.seed)
+            self.model = build_network(self.network)
+        self.model.to(device).train()
+        self.ema = AveragedModel(self.model, multi_avg_fn=ema_update(train.ema_decay), use_buffers=False)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.learning_rate,
+                                           weight_decay=train.weight_decay)
+        self.generator = torch.Generator().manual_seed(train.seed)
+        self.scheduler = training_scheduler(settings.schedule)
+        self.sampler = PatchSampler(hu, nodules, train.patch_size, train.nodule_patch_fraction)
+
+    def step(self, step: int) -> tuple[float, float]:
+        """Optimisation step number ``step`` (1-based): returns ``(loss, learning rate)``."""
+        train, device = self.settings.training, self.device
+        lr = learning_rate_at(step, train.learning_rate, train.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        patch_hu, condition, _ = self.sampler.sample(train.batch_size, self.generator)
+        x0 = hu_to_model(patch_hu, self.settings.intensity)
+        noise = torch.randn(x0.shape, generator=self.generator)
+        timesteps = torch.randint(0, self.scheduler.num_train_timesteps, (train.batch_size,),
+                                  generator=self.generator)
+        x_t = self.scheduler.add_noise(x0, noise, timesteps)
+        target = training_target(self.scheduler, x0, noise, timesteps)
+        inputs = torch.cat([x_t, condition], dim=1).to(device)  # (B, 5, *patch)
+        with autocast(device, train.bf16):
+            prediction = self.model(inputs, timesteps.to(device))
+        loss = F.mse_loss(prediction.float(), target.to(device))
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"DDPM training diverged at step {step} (loss {loss.item()}); "
+                               f"lower ddpm.training.learning_rate or enable grad_clip_norm")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if train.grad_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip_norm)
+        self.optimizer.step()
+        self.ema.update_parameters(self.model)
+        return float(loss.item()), lr
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+
+
+def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settings: DdpmSettings,
+               model_path, *, state_path=None, loss_csv=None, loss_png=None,
+               spacing: Sequence[float] | None = None, names: Sequence[str] | None = None,
+               device: str = "auto", threads: int | None = None, progress: bool = True,
+               data_hash: str | None = None) -> TrainResult:
+    """Train the DDPM on random patches of ``images``/``masks`` (each ``(D, H, W)``, HU / 0-1).
+
+    Writes ``model_path`` (EMA weights and metadata) at the end, the resumable state at
+    ``state_path`` (default ``<model_path>.state``) every ``checkpoint_every`` steps, and the
+    loss table ``(step, loss, lr, seconds)`` to ``loss_csv`` with each checkpoint, plus its plot
+    ``loss_png`` at the end. ``spacing`` (mm, z/y/x) is recorded so sampling can check masks.
+    A state left by a killed run with the same settings and data is resumed.
+    """
+    started = time.perf_counter()
+    model_path = Path(model_path)
+    state_path = Path(state_path) if state_path else model_path.with_name(model_path.name + ".state")
+    train = settings.training
+    set_threads(threads)
+    device = resolve_device(device)
+
+    hu, nodules = stack_training_data(images, masks, names)
+    volume_size = tuple(hu.shape[1:])
+    check_patch_fits(volume_size, train.patch_size, "ddpm.training.patch_size")
+    check_divisible(train.patch_size, settings.network.levels, "ddpm.training.patch_size", "patch size")
+    try:
+        check_divisible(volume_size, settings.network.levels, "training volumes", "volume size")
+    except InputError as err:
+        log.warning("%s: whole-volume sampling will not work, only windowed", err)
+    data_hash = data_hash or training_data_hash(images, masks)
+    fingerprint = state_fingerprint(settings, data_hash, volume_size)
+
+    trainer = Trainer(settings, hu, nodules, device)
+
+    for path in (state_path, model_path):  # temporaries left by a run killed while writing them
+        for stale in path.parent.glob(f".tmp-????????-{path.name}"):
+            stale.unlink(missing_ok=True)
+    rows: list[list[float]] = []
+    step, elapsed_before = 0, 0.0
+    state = load_state(state_path, fingerprint)
+    if state is not None and int(state["step"]) > train.steps:
+        log.warning("%s: saved state is at step %d, beyond ddpm.training.steps=%d; starting afresh",
+                    state_path, state["step"], train.steps)
+        state = None
+    if state is not None:
+        trainer.load(state)
+        rows = [list(r) for r in state["losses"]]
+        step, elapsed_before = int(state["step"]), float(state["elapsed"])
+        log.info("resuming DDPM training from step %d (%s)", step, state_path)
+    resumed_from = step
+
+    log.info("DDPM training: %d cases of %s voxels, patch %s x %d, %d steps, net %s (%.2f M parameters), "
+             "device %s, bf16 %s, %d threads", len(hu), volume_size, train.patch_size, train.batch_size,
+             train.steps, list(settings.network.channels), count_parameters(trainer.model) / 1e6, device.type,
+             train.bf16, torch.get_num_threads())
+
+    def checkpoint(at_step: int) -> None:
+        save_state(state_path, {
+            "fingerprint": fingerprint, "step": at_step, **trainer.state(), "losses": rows,
+            "elapsed": elapsed_before + time.perf_counter() - started,
+        })
+        if loss_csv:
+            write_csv(loss_csv, loss_table(rows))
+
+    bar = tqdm(total=train.steps, initial=step, desc="train ddpm", disable=not progress, unit="step",
+               mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+    while step < train.steps:
+        step += 1
+        loss, lr = trainer.step(step)
+        rows.append([step, loss, lr, round(elapsed_before + time.perf_counter() - started, 3)])
+        bar.update(1)
+        bar.set_postfix(loss=f"{rows[-1][1]:.4f}", refresh=False)
+        if step % train.checkpoint_every == 0 or step == train.steps:
+            checkpoint(step)
+    bar.close()
+
+    save_model(model_path, trainer.ema.module, settings=settings, network=trainer.network, volume_size=volume_size,
+               spacing=spacing, data_hash=data_hash, step=step, n_cases=len(hu))
+    losses = loss_table(rows)
+    if loss_csv:
+        write_csv(loss_csv, losses)
+    if loss_png:
+        from .figures import loss_curve_figure
+
+        target = "epsilon" if settings.schedule.prediction_type == "epsilon" else "v"
+        save_figure(loss_png, loss_curve_figure(losses, title=f"DDPM training loss (MSE on {target})"))
+    seconds = elapsed_before + time.perf_counter() - started
+    log.info("DDPM training done: step %d, last loss %.4f, %.0f s in all; model %s", step,
+             rows[-1][1] if rows else float("nan"), seconds, model_path)
+    return TrainResult(model_path=model_path, step=step, resumed_from=resumed_from, losses=losses,
+                       seconds=seconds)
+
+
+def loss_table(rows) -> pd.DataFrame:
+    """The loss history as a table with columns ``step, loss, lr, seconds``."""
+    frame = pd.DataFrame(rows, columns=LOSS_COLUMNS)
+    return frame.astype({"step": int})

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+
+from lungsynth.ddpm.checkpoint import load_model
+from lungsynth.ddpm.sample import case_generator, sample_case, sample_volume
+from lungsynth.ddpm.settings import SamplingSettings, ScheduleSettings
+from lungsynth.errors import InputError
+
+from .toys import toy_volumes
+
+FAST = SamplingSettings(steps=4, bf16=False)
+
+
+@pytest.fixture(scope="module")
+def mask():
+    return toy_volumes(1)[1][0]
+
+
+def test_ddim_output_has_the_mask_shape_and_a_plausible_hu_range(tiny_checkpoint, mask):
+    hu = sample_case(tiny_checkpoint, mask, case_id="a", settings=FAST, device="cpu")
+    assert hu.shape == mask.shape and hu.dtype == np.int16
+    assert -1024 <= hu.min() and hu.max() <= 1024 and hu.std() > 0
+
+
+def test_windowed_equals_whole_volume_when_one_window_covers_all(tiny_checkpoint, mask):
+    model = load_model(tiny_checkpoint).model
+    schedule = ScheduleSettings()
+    runs = {}
+    for mode in ("whole", "windowed"):
+        runs[mode] = sample_volume(model, mask, schedule, steps=5, mode=mode, window=mask.shape,
+                                   generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(runs["windowed"], runs["whole"], atol=1e-5, rtol=0)
+
+
+def test_windowed_sampling_covers_a_volume_larger_than_the_window(tiny_checkpoint, mask):
+    settings = FAST.replace(mode="windowed", window_overlap=0.25)
+    hu = sample_case(tiny_checkpoint, mask, case_id="a", settings=settings, device="cpu")
+    assert hu.shape == mask.shape and hu.std() > 0
+
+
+def test_same_seed_and_case_repeat_and_other_cases_differ(tiny_checkpoint, mask):
+    loaded = load_model(tiny_checkpoint)
+    a = sample_case(loaded, mask, case_id="case-1", settings=FAST)
+    b = sample_case(loaded, mask, case_id="case-1", settings=FAST)
+    c = sample_case(loaded, mask, case_id="case-2", settings=FAST)
+    d = sample_case(loaded, mask, case_id="case-1", settings=FAST.replace(seed=1))
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, d)
+
+
+def test_ddpm_sampler_runs_all_steps_and_is_stochastic(tiny_checkpoint, mask):
+    model = load_model(tiny_checkpoint).model
+    schedule = ScheduleSettings(num_train_timesteps=20)  # a short chain keeps the test fast
+    calls = []
+    counting = lambda x, t: calls.append(int(t)) or model(x, t)  # noqa: E731
+    a = sample_volume(counting, mask, schedule, sampler="ddpm", steps=None, generator=case_generator(0, "a"))
+    b = sample_volume(model, mask, schedule, sampler="ddpm", steps=None, generator=case_generator(0, "b"))
+    assert calls == list(range(19, -1, -1))
+    assert a.shape == mask.shape and not torch.equal(a, b)
+
+
+def test_sampling_with_bf16_autocast_stays_close_to_fp32(tiny_checkpoint, mask):
+    fp32 = sample_case(tiny_checkpoint, mask, case_id="a", settings=FAST)
+    bf16 = sample_case(tiny_checkpoint, mask, case_id="a", settings=FAST.replace(bf16=True))
+    assert bf16.shape == fp32.shape and np.abs(bf16.astype(float) - fp32).mean() < 50
+
+
+def test_mask_of_another_size_is_an_input_error_naming_the_checkpoint(tiny_checkpoint):
+    with pytest.raises(InputError, match="trained on volumes") as err:
+        sample_case(tiny_checkpoint, np.zeros((16, 16, 32), np.uint8), case_id="x", settings=FAST,
+                    mask_name="big.nii.gz")
+    assert err.value.where == str(tiny_checkpoint) and "big.nii.gz" in err.value.problem
+
+
+def test_mask_of_another_spacing_is_an_input_error(tiny_checkpoint, mask):
+    with pytest.raises(InputError, match="spacing"):
+        sample_case(tiny_checkpoint, mask, case_id="x", settings=FAST, spacing=(1.0, 1.0, 1.0))
+
+
+class OracleDenoiser(torch.nn.Module):
+    """Knows the clean volume x0 = f(z, y, x) and returns the exact noise of its input, so a correct
+    sampler must end at x0 (whatever the window it is shown: it reads positions from the coordinates)."""
+
+    def __init__(self, alphas_cumprod):
+        super().__init__()
+        self.alphas_cumprod = alphas_cumprod
+
+    @staticmethod
+    def x0(grid):
+        z, y, x = grid[:, 0:1], grid[:, 1:2], grid[:, 2:3]
+        return 0.5 * torch.sin(3 * z) * torch.cos(2 * y) + 0.3 * x
+
+    def forward(self, inputs, timesteps):
+        a = self.alphas_cumprod[timesteps].view(-1, 1, 1, 1, 1)
+        return (inputs[:, :1] - a.sqrt() * self.x0(inputs[:, 2:])) / (1 - a).sqrt()
+
+
+@pytest.mark.parametrize("sampler, steps, mode", [("ddim", 10, "whole"), ("ddim", 10, "windowed"),
+                                                   ("ddpm", None, "whole")])
+def test_sampler_with_an_oracle_denoiser_recovers_the_clean_volume(sampler, steps, mode):
+    from lungsynth.ddpm.coordinates import coordinate_grid
+    from lungsynth.ddpm.schedule import training_scheduler
+
+    schedule = ScheduleSettings(num_train_timesteps=100 if sampler == "ddpm" else 1000)
+    oracle = OracleDenoiser(training_scheduler(schedule).alphas_cumprod)
+    mask = np.zeros((8, 12, 16), np.uint8)
+    out = sample_volume(oracle, mask, schedule, sampler=sampler, steps=steps, mode=mode, window=(8, 8, 8),
+                        overlap=0.5, generator=torch.Generator().manual_seed(0))
+    expected = OracleDenoiser.x0(coordinate_grid(mask.shape)[None])[0, 0]
+    torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)

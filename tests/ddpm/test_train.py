@@ -1,0 +1,137 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lungsynth.ddpm.checkpoint import load_model
+from lungsynth.ddpm.train import train_ddpm
+from lungsynth.errors import InputError
+
+from .toys import tiny_settings, toy_volumes
+
+
+def test_training_loss_falls_on_a_trivially_learnable_set(tmp_path):
+    images, masks = toy_volumes()
+    result = train_ddpm(images, masks, tiny_settings(steps=100, batch_size=4, checkpoint_every=100),
+                        tmp_path / "model.pt", loss_csv=tmp_path / "loss.csv", loss_png=tmp_path / "loss.png",
+                        progress=False)
+    loss = result.losses["loss"].to_numpy()
+    assert len(loss) == 100 and np.isfinite(loss).all()
+    assert loss[-20:].mean() < 0.5 * loss[:10].mean()
+    table = pd.read_csv(tmp_path / "loss.csv")
+    assert list(table.columns) == ["step", "loss", "lr", "seconds"]
+    assert table["step"].tolist() == list(range(1, 101)) and table["seconds"].is_monotonic_increasing
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_model_file_records_what_sampling_needs(tmp_path):
+    images, masks = toy_volumes(2, (16, 16, 24))
+    train_ddpm(images, masks, tiny_settings(steps=3), tmp_path / "model.pt", spacing=(2.5, 1.0, 1.0),
+               progress=False)
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    for key in ("network", "schedule", "intensity", "volume_size", "patch_size", "spacing", "data_hash",
+                "step", "ema_state_dict"):
+        assert key in payload
+    assert payload["volume_size"] == [16, 16, 24] and payload["patch_size"] == [8, 8, 8]
+    assert payload["step"] == 3 and payload["spacing"] == [2.5, 1.0, 1.0]
+    assert payload["intensity"] == {"hu_min": -1024.0, "hu_max": 1024.0}
+    assert (tmp_path / "model.pt.state").exists()  # the resumable state is a separate file
+
+
+def test_resumed_training_equals_uninterrupted_training(tmp_path):
+    images, masks = toy_volumes()
+    straight = train_ddpm(images, masks, tiny_settings(steps=12, checkpoint_every=4),
+                          tmp_path / "a" / "model.pt", progress=False)
+    train_ddpm(images, masks, tiny_settings(steps=6, checkpoint_every=4), tmp_path / "b" / "model.pt",
+               progress=False)
+    resumed = train_ddpm(images, masks, tiny_settings(steps=12, checkpoint_every=4),
+                         tmp_path / "b" / "model.pt", progress=False)
+    assert resumed.resumed_from == 6 and resumed.step == 12
+    pd.testing.assert_series_equal(straight.losses["loss"], resumed.losses["loss"])
+    a = load_model(tmp_path / "a" / "model.pt").model.state_dict()
+    b = load_model(tmp_path / "b" / "model.pt").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_state_from_other_settings_is_not_resumed(tmp_path):
+    images, masks = toy_volumes()
+    train_ddpm(images, masks, tiny_settings(steps=4), tmp_path / "model.pt", progress=False)
+    again = train_ddpm(images, masks, tiny_settings(steps=4, learning_rate=5e-4), tmp_path / "model.pt",
+                       progress=False)
+    assert again.resumed_from == 0
+
+
+def test_training_volumes_of_different_shapes_are_an_input_error(tmp_path):
+    images, masks = toy_volumes(2)
+    images[1] = images[1][:, :, :8]
+    with pytest.raises(InputError, match="differs from the first") as err:
+        train_ddpm(images, masks, tiny_settings(), tmp_path / "model.pt", names=["a.nii.gz", "b.nii.gz"],
+                   progress=False)
+    assert err.value.where == "b.nii.gz"
+
+
+def test_patch_larger_than_volume_is_an_input_error(tmp_path):
+    images, masks = toy_volumes(2)
+    with pytest.raises(InputError, match="does not fit"):
+        train_ddpm(images, masks, tiny_settings(patch=(32, 8, 8)), tmp_path / "model.pt", progress=False)
+
+
+TRAIN_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, {tests!r})
+    from ddpm.toys import tiny_settings, toy_volumes
+    from lungsynth.ddpm.train import train_ddpm
+    images, masks = toy_volumes()
+    train_ddpm(images, masks, tiny_settings(steps={steps}, checkpoint_every=5), {model!r},
+               loss_csv={csv!r}, progress=False)
+""")
+
+
+def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
+    model, state, csv = tmp_path / "model.pt", tmp_path / "model.pt.state", tmp_path / "loss.csv"
+    tests = str(Path(__file__).resolve().parents[1])
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_SCRIPT.format(tests=tests, steps=100_000, model=str(model), csv=str(csv)))
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if csv.exists() and len(pd.read_csv(csv)) >= 10:  # at least two checkpoints written
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not model.exists()  # the declared output is only written at the end
+
+    saved = torch.load(state, weights_only=True)
+    killed_at = saved["step"]
+    assert killed_at >= 10 and killed_at % 5 == 0
+    before = pd.read_csv(csv)
+
+    images, masks = toy_volumes()
+    result = train_ddpm(images, masks, tiny_settings(steps=killed_at + 7, checkpoint_every=5), model,
+                        loss_csv=csv, progress=False)
+    assert result.resumed_from == killed_at and result.step == killed_at + 7
+    after = pd.read_csv(csv)
+    assert after["step"].tolist() == list(range(1, killed_at + 8))  # continued, not duplicated
+    n = min(len(before), killed_at)  # the CSV is written just after the state: it may lag one checkpoint
+    pd.testing.assert_frame_equal(after.iloc[:n], before.iloc[:n])
+    final = torch.load(state, weights_only=True)
+    adam_steps = {int(s["step"]) for s in final["optimizer"]["state"].values()}
+    assert adam_steps == {killed_at + 7} and int(final["ema"]["n_averaged"]) == killed_at + 7
+    assert load_model(model).step == killed_at + 7
