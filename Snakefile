@@ -14,6 +14,8 @@ configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/ddpm.smk"
+include: "workflow/rules/synth.smk"
 
 
 rule all:

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from lungsynth.pipeline.ddpm import source_case
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -31,6 +32,7 @@ SOURCE = config["data"]["source"]
 
 wildcard_constraints:
     case=r"[^/]+",
+    set=r"general|targeted",
 
 
 def selected_cases():
@@ -49,6 +51,26 @@ def case_split():
     cases = selected_cases()
     return split_cases(dict(zip(cases["case"], cases["patient_id"])), config["split"]["proportions"],
                        config["split"]["seed"])
+
+
+def split_paths(name, kind):
+    """Crops (``kind`` images|masks) of the cases in split ``name`` (train|validation|test)."""
+    return expand(f"results/data/{kind}/{{case}}.nii.gz", case=case_split()[name])
+
+
+def synthetic_cases(name):
+    """Synthetic case ids of set ``name``: general = the training cases; targeted = per_mask
+    variants <case>_v<k> of the worst validation cases (known after the Real nnU-Net runs)."""
+    if name == "general":
+        return case_split()["train"]
+    worst = pd.read_csv(checkpoints.worst_validation.get().output[0], dtype={"case": str})
+    return [f"{case}_v{k}" for case in worst["case"] for k in range(1, config["sampling"]["per_mask"] + 1)]
+
+
+def synthetic_paths(name, kind):
+    """Synthetic volumes (``kind`` images) or their conditioning masks (``kind`` masks) of a set."""
+    folder = f"results/synthetic/{name}" + ("/masks" if kind == "masks" else "")
+    return expand(f"{folder}/{{case}}.nii.gz", case=synthetic_cases(name))
 
 
 def select_cases_input(wildcards):
@@ -80,5 +102,11 @@ def data_outputs(wildcards):
     )
 
 
+def ddpm_outputs(wildcards):
+    return ["results/ddpm/model.pt", "results/ddpm/loss.png"] + [
+        f"results/synthetic/general/{name}" for name in ("quality.csv", "figure2.png")
+    ]
+
+
 def all_outputs(wildcards):
-    return data_outputs(wildcards)
+    return data_outputs(wildcards) + ddpm_outputs(wildcards)

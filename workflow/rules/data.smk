@@ -116,7 +116,7 @@ rule data_montage:
         images=lambda wildcards: expand("results/data/images/{case}.nii.gz", case=all_cases()),
         masks=lambda wildcards: expand("results/data/masks/{case}.nii.gz", case=all_cases()),
     output:
-        "results/data/montage.png",
+        report("results/data/montage.png", caption="../report/montage.rst", category="Data"),
     log:
         "logs/data/montage.log",
     params:

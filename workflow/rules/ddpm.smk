@@ -1,0 +1,23 @@
+# The patch-wise DDPM: trained on random patches of the real training crops (design.md step 4).
+
+
+rule train_ddpm:
+    input:
+        images=lambda wildcards: split_paths("train", "images"),
+        masks=lambda wildcards: split_paths("train", "masks"),
+    output:
+        model="results/ddpm/model.pt",
+        losses="results/ddpm/loss.csv",
+        curve=report("results/ddpm/loss.png", caption="../report/loss.rst", category="DDPM"),
+    log:
+        "logs/ddpm/train.log",
+    benchmark:
+        "benchmarks/ddpm/train.tsv"
+    params:
+        settings=config["ddpm"],
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../scripts/train_ddpm.py"

@@ -1,0 +1,67 @@
+# Synthetic volumes: one per conditioning mask (design.md step 5).
+# general  = every real training mask; targeted = `per_mask` variants <case>_v<k> of each worst
+# validation mask (the list comes from the Real nnU-Net runs).
+
+
+rule sample:
+    input:
+        model="results/ddpm/model.pt",
+        mask=lambda wildcards: f"results/data/masks/{source_case(wildcards.case)}.nii.gz",
+    output:
+        image="results/synthetic/{set}/{case}.nii.gz",
+        mask="results/synthetic/{set}/masks/{case}.nii.gz",
+    log:
+        "logs/synthetic/{set}/{case}.log",
+    benchmark:
+        "benchmarks/synthetic/{set}/{case}.tsv"
+    params:
+        settings=config["sampling"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    group:
+        "sample"
+    script:
+        "../scripts/sample.py"
+
+
+rule synthetic_quality:
+    input:
+        images=lambda wildcards: synthetic_paths(wildcards.set, "images"),
+        masks=lambda wildcards: synthetic_paths(wildcards.set, "masks"),
+        real=lambda wildcards: split_paths("train", "images"),
+    output:
+        report("results/synthetic/{set}/quality.csv", caption="../report/quality.rst", category="DDPM"),
+    log:
+        "logs/synthetic/{set}/quality.log",
+    params:
+        settings=config["sampling"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    script:
+        "../scripts/synthetic_quality.py"
+
+
+rule figure2:
+    input:
+        images=lambda wildcards: synthetic_paths(wildcards.set, "images")[: config["report"]["figure2_cases"]],
+        masks=lambda wildcards: synthetic_paths(wildcards.set, "masks")[: config["report"]["figure2_cases"]],
+        real=lambda wildcards: [
+            f"results/data/images/{source_case(c)}.nii.gz"
+            for c in synthetic_cases(wildcards.set)[: config["report"]["figure2_cases"]]
+        ],
+    output:
+        report("results/synthetic/{set}/figure2.png", caption="../report/figure2.rst", category="DDPM"),
+    log:
+        "logs/synthetic/{set}/figure2.log",
+    params:
+        title=lambda wildcards: f"{wildcards.set} synthetic volumes: mask, generated, real",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    script:
+        "../scripts/figure2.py"

@@ -1,0 +1,6 @@
+from lungsynth.pipeline import ddpm
+from lungsynth.scripting import run
+
+run(snakemake, lambda: ddpm.quality(
+    snakemake.input.images, snakemake.input.masks, snakemake.input.real, snakemake.output[0],
+    snakemake.params.settings))

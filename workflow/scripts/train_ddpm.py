@@ -1,0 +1,6 @@
+from lungsynth.pipeline import ddpm
+from lungsynth.scripting import run
+
+run(snakemake, lambda: ddpm.train(
+    snakemake.input.images, snakemake.input.masks, snakemake.params.settings,
+    snakemake.output.model, snakemake.output.losses, snakemake.output.curve, snakemake.threads))
