@@ -119,7 +119,7 @@ def child_flops(case: dict) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from lungsynth.ddpm.network import build_network, network_config
-    from lungsynth.ddpm.runtime import autocast
+    from lungsynth.runtime import autocast
 
     if case["what"] == "matmul":
         n = case["size"]

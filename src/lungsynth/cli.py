@@ -59,7 +59,7 @@ _FLAGS = {"steps": "--steps", "eta": "--eta", "window_overlap": "--overlap", "wi
 
 def _run_sample(args) -> int:
     from .ddpm.checkpoint import load_model
-    from .ddpm.runtime import resolve_device, set_threads
+    from .runtime import resolve_device, set_threads
     from .ddpm.sample import sample_nifti
     from .ddpm.settings import SamplingSettings
 

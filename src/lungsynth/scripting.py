@@ -27,23 +27,6 @@ def configure_logging(log_path: str | None = None, level: int = logging.INFO) ->
     logging.captureWarnings(True)
 
 
-def limit_threads(threads: int) -> None:
-    """Honour the job's ``threads`` in torch and the BLAS pools (they default to every core)."""
-    threads = max(1, int(threads))
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    if "torch" in sys.modules or _torch_importable():
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _torch_importable() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torch") is not None
-
-
 def run(snakemake, main: Callable[[], None]) -> None:
     """Run ``main`` for a Snakemake script: log to the rule's log, turn InputError into one line.
 
@@ -52,7 +35,9 @@ def run(snakemake, main: Callable[[], None]) -> None:
     """
     log_path = snakemake.log[0] if len(snakemake.log) else None
     configure_logging(log_path)
-    limit_threads(getattr(snakemake, "threads", 1))
+    from .runtime import set_threads
+
+    set_threads(getattr(snakemake, "threads", 1))
     try:
         main()
     except InputError as err:

@@ -31,7 +31,7 @@ from .checkpoint import LoadedModel, load_model
 from .coordinates import check_patch_fits, whole_condition
 from .intensity import to_hu_int16
 from .network import check_divisible
-from .runtime import autocast, resolve_device, set_threads
+from ..runtime import autocast, resolve_device, set_threads
 from .schedule import sampling_scheduler
 from .settings import SamplingSettings, ScheduleSettings
 

@@ -31,7 +31,7 @@ from .checkpoint import load_state, save_model, save_state, state_fingerprint
 from .coordinates import PatchSampler, check_patch_fits
 from .intensity import hu_to_model
 from .network import build_network, check_divisible, count_parameters, network_config
-from .runtime import autocast, resolve_device, set_threads
+from ..runtime import autocast, resolve_device, set_threads
 from .schedule import training_scheduler, training_target
 from .settings import DdpmSettings
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 
 import torch
 
-from ..errors import InputError
+from .errors import InputError
 
-log = logging.getLogger("lungsynth.ddpm")
+log = logging.getLogger("lungsynth")
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -28,9 +29,12 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 
 
 def set_threads(threads: int | None) -> None:
-    """Honour the job's thread count (torch otherwise uses every core)."""
+    """Honour the job's thread count in torch and the BLAS pools (they default to every core)."""
     if threads:
-        torch.set_num_threads(max(1, int(threads)))
+        threads = max(1, int(threads))
+        torch.set_num_threads(threads)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(threads)
 
 
 def autocast(device: torch.device, bf16: bool):
