@@ -1,0 +1,135 @@
+"""Figures of the utility experiment: the paper's Figure 3 and test cases with both models' masks.
+
+Functions take tables and arrays and return matplotlib figures; the caller saves them with
+:func:`lungsynth.io.save_figure`.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .stats import SUBGROUPS  # noqa: E402
+
+LUNG_WINDOW = (-1000.0, 400.0)  # HU shown black .. white
+COLORS = {"improved": "#2a9d8f", "worse": "#e76f51", "unchanged": "#9e9e9e"}
+MODEL_COLORS = ("#e9c46a", "#f4a261", "#8ecae6", "#c77dff")
+TOLERANCE = 1e-9  # |change| below this is "unchanged"
+
+
+def dice_change_figure(change: pd.DataFrame, arm: str = "Real+Synthetic", reference: str = "Real"):
+    """The paper's Figure 3: per-case Dice change ``reference -> arm`` in the three subgroups.
+
+    ``change`` is :func:`lungsynth.stats.dice_change`'s table (``case, subgroup, change``).
+    One panel per subgroup (worst validation, other validation, test), cases sorted by
+    change, bars coloured improved / unchanged / worse, counts in the title.
+    """
+    fig, axes = plt.subplots(1, len(SUBGROUPS), figsize=(4.2 * len(SUBGROUPS), 3.6), sharey=True,
+                             squeeze=False)
+    limit = max(0.05, float(np.nanmax(np.abs(change["change"]))) * 1.1) if len(change) else 1.0
+    for ax, subgroup in zip(axes[0], SUBGROUPS):
+        values = np.sort(change.loc[change["subgroup"] == subgroup, "change"].to_numpy(float))
+        kinds = np.where(values > TOLERANCE, "improved", np.where(values < -TOLERANCE, "worse", "unchanged"))
+        ax.bar(np.arange(len(values)), values, width=0.85, color=[COLORS[k] for k in kinds])
+        ax.axhline(0, color="black", linewidth=0.8)
+        counts = {k: int(np.sum(kinds == k)) for k in COLORS}
+        ax.set_title(f"{subgroup} (n={len(values)})\n{counts['improved']} improved, "
+                     f"{counts['unchanged']} unchanged, {counts['worse']} worse", fontsize=9)
+        ax.set_xlabel("case (sorted by change)")
+        ax.set_xticks([])
+        ax.set_ylim(-limit, limit)
+        if len(values) == 0:
+            ax.text(0.5, 0.5, "no cases", ha="center", va="center", transform=ax.transAxes, color="gray")
+    axes[0][0].set_ylabel(f"Dice({arm}) - Dice({reference})")
+    fig.suptitle(f"Per-case Dice change, {reference} -> {arm} (mean over runs)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def pick_example_cases(change: pd.DataFrame, n: int = 3, subgroup: str = "test") -> list[str]:
+    """``n`` cases of ``subgroup`` that show the range: most improved, most worsened, then the median ones."""
+    rows = change[change["subgroup"] == subgroup].sort_values(["change", "case"])
+    if rows.empty:
+        return []
+    order = [len(rows) - 1, 0] + list(np.argsort(np.abs(np.arange(len(rows)) - (len(rows) - 1) / 2), kind="stable"))
+    picked = []
+    for i in order:
+        case = rows.iloc[int(i)]["case"]
+        if case not in picked:
+            picked.append(case)
+        if len(picked) == n:
+            break
+    return picked
+
+
+def example_slice(truth: np.ndarray, predictions: Mapping[str, np.ndarray]) -> int:
+    """The axial index ``z`` with the most nodule voxels in the truth (else in any prediction)."""
+    for volume in [truth, *predictions.values()]:
+        area = (np.asarray(volume) > 0).sum(axis=(1, 2))
+        if area.any():
+            return int(np.argmax(area))
+    return truth.shape[0] // 2
+
+
+def prediction_examples_figure(examples: Sequence[Mapping]):
+    """Test cases with the truth and each model's prediction on one axial slice.
+
+    ``examples``: dicts with ``case``, ``image`` (HU, ``(z, y, x)``), ``truth`` (mask) and
+    ``predictions`` (``model -> mask``), optionally ``dice`` (``model -> float``). One row per
+    case: the image with the truth outlined, then one panel per model with its mask filled
+    and the truth outlined.
+    """
+    examples = list(examples)
+    models = list(examples[0]["predictions"]) if examples else []
+    fig, axes = plt.subplots(max(1, len(examples)), 1 + len(models), figsize=(2.8 * (1 + len(models)),
+                             2.8 * max(1, len(examples))), squeeze=False)
+    for row, example in zip(axes, examples):
+        image, truth = np.asarray(example["image"]), np.asarray(example["truth"]) > 0
+        z = example_slice(truth, example["predictions"])
+        _show(row[0], image[z], truth[z], None, None)
+        row[0].set_title(f"{example['case']} (z={z})\ntruth", fontsize=9)
+        for ax, model, color in zip(row[1:], models, MODEL_COLORS):
+            mask = np.asarray(example["predictions"][model]) > 0
+            _show(ax, image[z], truth[z], mask[z], color)
+            dice = example.get("dice", {}).get(model)
+            ax.set_title(model + ("" if dice is None else f"\nDice {dice:.3f}"), fontsize=9)
+    fig.suptitle("filled: prediction; outline: truth", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def load_examples(cases: Sequence[str], images: Mapping[str, object], truths: Mapping[str, object],
+                  predictions: Mapping[str, Mapping[str, object]],
+                  dice: Mapping[str, Mapping[str, float]] | None = None) -> list[dict]:
+    """Read the NIfTI files of ``cases`` into :func:`prediction_examples_figure`'s input.
+
+    ``predictions``: ``model -> case -> prediction path`` (e.g. run 1 of each arm);
+    ``dice``: ``model -> case -> Dice`` shown in the panel titles.
+    """
+    from .io import read_nifti
+
+    examples = []
+    for case in cases:
+        examples.append({
+            "case": case, "image": read_nifti(images[case])[0], "truth": read_nifti(truths[case])[0],
+            "predictions": {model: read_nifti(paths[case])[0] for model, paths in predictions.items()},
+            "dice": {model: float(values[case]) for model, values in (dice or {}).items() if case in values},
+        })
+    return examples
+
+
+def _show(ax, image2d, truth2d, mask2d, color) -> None:
+    ax.imshow(image2d, cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], interpolation="nearest")
+    if mask2d is not None and mask2d.any():
+        overlay = np.zeros((*mask2d.shape, 4))
+        overlay[mask2d] = matplotlib.colors.to_rgba(color, 0.55)
+        ax.imshow(overlay, interpolation="nearest")
+    if truth2d.any():
+        ax.contour(truth2d.astype(float), levels=[0.5], colors=["#ff006e"], linewidths=0.9)
+    ax.set_axis_off()

@@ -1,0 +1,263 @@
+"""One run of one arm: train with a seed into the run's own folder, then predict cases in-process.
+
+A run's ``model_dir`` is the ``nnUNet_results`` root of that run alone, so five runs of one
+arm never share a folder (nnU-Net would write them all to the same ``fold_0``). Inside it
+nnU-Net's usual layout holds: ``DatasetXXX_Name/<trainer>__<plans>__<configuration>/fold_0/
+checkpoint_final.pth``, ``plans.json``, ``dataset.json``; nnU-Net's own ``nnUNetv2_predict``
+can use it (with ``nnUNet_extTrainer`` set, see :mod:`lungsynth.nnunet.environment`).
+
+Training runs in ``<model_dir>.partial`` and is renamed into place when it is done; if a run
+is killed, the next call continues from nnU-Net's ``checkpoint_latest.pth`` there (written
+every ``save_every`` epochs). A resumed run is not bit-identical to an uninterrupted one
+(the random generators' states are not in nnU-Net's checkpoint).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.inference.sliding_window_prediction import compute_gaussian
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from ..errors import InputError
+from ..io import atomic_path, read_nifti, write_json, write_nifti
+from .environment import choose_device, limit_torch_threads, nnunet_environment
+from .settings import NnunetSettings, PredictSettings
+from .trainer import TRAINER_NAME, nnUNetTrainer_lungsynth
+
+log = logging.getLogger(__name__)
+
+FOLD = 0
+
+
+def train_run(preprocessed_dataset_dir, model_dir, settings: NnunetSettings, seed: int, threads: int = 1,
+              device: str | None = None) -> Path:
+    """Train one run (fold 0 of the fixed split) with ``seed``; return its ``checkpoint_final.pth``.
+
+    ``preprocessed_dataset_dir`` is ``<nnUNet_preprocessed>/DatasetXXX_Name`` from
+    :func:`plan_and_preprocess`. ``threads`` sets torch's threads; augmentation runs in the
+    main process (``nnUNet_n_proc_DA=0``) unless ``settings.augmentation_workers`` > 0 (then
+    runs are no longer bit-reproducible). Also writes ``run.json`` (seed, settings, timing)
+    and ``training_log.csv`` (loss per epoch) beside the nnU-Net folder.
+    """
+    preprocessed_dataset_dir = Path(preprocessed_dataset_dir).resolve()
+    model_dir = Path(model_dir)
+    plans_file = preprocessed_dataset_dir / f"{settings.plans_name}.json"
+    for needed in (plans_file, *(preprocessed_dataset_dir / n for n in ("dataset.json", "splits_final.json"))):
+        if not needed.exists():
+            raise InputError(needed, "file not found (run plan_and_preprocess for this arm first)")
+    limit_torch_threads(threads)
+    device = choose_device(device)
+    partial = model_dir.with_name(model_dir.name + ".partial")
+    started = time.time()
+    with nnunet_environment(preprocessed=preprocessed_dataset_dir.parent, results=partial,
+                            augmentation_workers=settings.augmentation_workers):
+        plans = json.loads(plans_file.read_text())
+        dataset_json = json.loads((preprocessed_dataset_dir / "dataset.json").read_text())
+        latest = _fold_dir(partial, preprocessed_dataset_dir.name, settings) / "checkpoint_latest.pth"
+        resume = latest.exists() and _same_run(partial, seed, settings)
+        if not resume and partial.exists():
+            shutil.rmtree(partial)
+        plans["continue_training"] = resume
+        trainer = nnUNetTrainer_lungsynth(plans=plans, configuration=settings.configuration, fold=FOLD,
+                                          dataset_json=dataset_json, device=device)
+        trainer.configure(settings.train, seed)
+        _write_run_json(partial, seed, threads, device, settings, started=started, finished=None)
+        if resume:
+            log.info("continuing %s from %s", model_dir, latest)
+            trainer.load_checkpoint(str(latest))
+        trainer.run_training()
+        with atomic_path(partial / "training_log.csv") as tmp:
+            tmp.write_text(trainer.training_log_csv())
+    _write_run_json(partial, seed, threads, device, settings, started=started, finished=time.time())
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    os.replace(partial, model_dir)
+    return _fold_dir(model_dir, preprocessed_dataset_dir.name, settings) / "checkpoint_final.pth"
+
+
+def checkpoint_path(model_dir, dataset_name: str, settings: NnunetSettings) -> Path:
+    """Where :func:`train_run` leaves ``checkpoint_final.pth`` (for the workflow's outputs)."""
+    return _fold_dir(Path(model_dir), dataset_name, settings) / "checkpoint_final.pth"
+
+
+def _fold_dir(root: Path, dataset_name: str, settings: NnunetSettings) -> Path:
+    return root / dataset_name / f"{TRAINER_NAME}__{settings.plans_name}__{settings.configuration}" / f"fold_{FOLD}"
+
+
+def _same_run(partial: Path, seed: int, settings: NnunetSettings) -> bool:
+    try:
+        previous = json.loads((partial / "run.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return previous.get("seed") == seed and previous.get("train") == _train_dict(settings)
+
+
+def _train_dict(settings: NnunetSettings) -> dict:
+    t = settings.train
+    return {"epochs": t.epochs, "iterations_per_epoch": t.iterations_per_epoch,
+            "val_iterations_per_epoch": t.val_iterations_per_epoch, "initial_lr": t.initial_lr,
+            "configuration": settings.configuration, "plans_name": settings.plans_name}
+
+
+def _write_run_json(folder: Path, seed, threads, device, settings, started, finished) -> None:
+    write_json(folder / "run.json", {
+        "seed": int(seed), "threads": int(threads), "device": str(device),
+        "augmentation_workers": settings.augmentation_workers, "train": _train_dict(settings),
+        "plan": {"features": _list(settings.plan.features), "patch_size": _list(settings.plan.patch_size),
+                 "batch_size": settings.plan.batch_size},
+        "torch": torch.__version__, "host": platform.node(),
+        "seconds": None if finished is None else round(finished - started, 1),
+    })
+
+
+def _list(value):
+    return None if value is None else list(value)
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def load_predictor(model_dir, predict: PredictSettings, threads: int = 1, device: str | None = None):
+    """An ``nnUNetPredictor`` for the run in ``model_dir``, built from its checkpoint directly.
+
+    Builds the network from the run's own ``plans.json`` with the project's trainer class
+    (no lookup of the trainer by name), loads the weights, and hands them to nnU-Net's
+    ``manual_initialization``, the path nnU-Net's own final validation takes.
+    """
+    limit_torch_threads(threads)
+    device = choose_device(device)
+    model_folder = trained_model_folder(model_dir)
+    checkpoint_file = model_folder / f"fold_{FOLD}" / predict.checkpoint
+    if not checkpoint_file.exists():
+        raise InputError(checkpoint_file, "file not found (training did not finish?)")
+    try:
+        checkpoint = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise InputError(checkpoint_file, f"not a readable checkpoint ({type(err).__name__}: {err})") from None
+    plans_manager = PlansManager(json.loads((model_folder / "plans.json").read_text()))
+    dataset_json = json.loads((model_folder / "dataset.json").read_text())
+    configuration_manager = plans_manager.get_configuration(checkpoint["init_args"]["configuration"])
+    network = nnUNetTrainer_lungsynth.build_network_architecture(
+        plans_manager, configuration_manager,
+        determine_num_input_channels(plans_manager, configuration_manager, dataset_json),
+        plans_manager.get_label_manager(dataset_json).num_segmentation_heads,
+        enable_deep_supervision=False)
+    network.load_state_dict(checkpoint["network_weights"])
+    predictor = BatchedTilePredictor(tile_step_size=predict.tile_step_size, use_gaussian=True,
+                                     use_mirroring=predict.mirroring, perform_everything_on_device=True,
+                                     device=device, verbose=False, verbose_preprocessing=False, allow_tqdm=False)
+    predictor.tile_batch = predict.tile_batch
+    predictor.manual_initialization(network, plans_manager, configuration_manager, [checkpoint["network_weights"]],
+                                    dataset_json, checkpoint["trainer_name"],
+                                    checkpoint.get("inference_allowed_mirroring_axes"))
+    return predictor
+
+
+def trained_model_folder(model_dir) -> Path:
+    """The one ``DatasetXXX_Name/<trainer>__<plans>__<configuration>`` folder inside a run."""
+    model_dir = Path(model_dir)
+    found = sorted(p.parent for p in model_dir.glob(f"Dataset*/*/fold_{FOLD}"))
+    if len(found) != 1:
+        raise InputError(model_dir, f"expected one trained nnU-Net model folder inside, found {len(found)}")
+    return found[0]
+
+
+def predict_cases(model_dir, images: Mapping[str, object], out_dir, predict: PredictSettings, threads: int = 1,
+                  device: str | None = None) -> dict[str, Path]:
+    """Predict every ``case -> image path`` into ``<out_dir>/<case>.nii.gz`` (uint8, image's affine).
+
+    In-process: nnU-Net's preprocessing, sliding-window prediction and resampling back to the
+    image's grid, with no worker processes. Returns ``case -> prediction path``.
+    """
+    out_dir = Path(out_dir)
+    written = {}
+    with nnunet_environment():
+        predictor = load_predictor(model_dir, predict, threads=threads, device=device)
+        for case, image in sorted(images.items()):
+            started = time.time()
+            _, geometry = read_nifti(image)
+            segmentation = predict_image(predictor, image)
+            path = out_dir / f"{case}.nii.gz"
+            write_nifti(path, segmentation, geometry, dtype=np.uint8)
+            written[case] = path
+            log.info("predicted %s in %.1f s", case, time.time() - started)
+    return written
+
+
+def predict_image(predictor, image) -> np.ndarray:
+    """Label map ``(z, y, x)`` of one CT image file, on the image's own grid."""
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    data, _, properties = preprocessor.run_case([str(image)], None, predictor.plans_manager,
+                                                predictor.configuration_manager, predictor.dataset_json)
+    logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data)).cpu()
+    segmentation = convert_predicted_logits_to_segmentation_with_correct_shape(
+        logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager, properties,
+        return_probabilities=False)
+    return np.asarray(segmentation)
+
+
+class BatchedTilePredictor(nnUNetPredictor):
+    """nnU-Net's sliding-window predictor that sends ``tile_batch`` tiles through the net at once.
+
+    On CPU a Conv3d batch of one falls back to a slow kernel: a 32^3 tile of the small plan
+    took 0.23 s alone and 0.055 s per tile in a batch of two (design.md found the same). The
+    tiles, Gaussian weights, test-time flips and half-precision accumulation are nnU-Net's
+    (``_internal_predict_sliding_window_return_logits``); only the batching differs.
+    ``tile_batch=1`` runs nnU-Net's own loop unchanged.
+    """
+
+    tile_batch = 4
+
+    def _internal_predict_sliding_window_return_logits(self, data, slicers, do_on_device: bool = True):
+        if self.tile_batch <= 1:
+            return super()._internal_predict_sliding_window_return_logits(data, slicers, do_on_device)
+        results_device = self.device if do_on_device else torch.device("cpu")
+        with torch.inference_mode():
+            data = data.to(results_device)
+            predicted_logits = torch.zeros((self.label_manager.num_segmentation_heads, *data.shape[1:]),
+                                           dtype=torch.half, device=results_device)
+            n_predictions = torch.zeros(data.shape[1:], dtype=torch.half, device=results_device)
+            gaussian = compute_gaussian(tuple(self.configuration_manager.patch_size), sigma_scale=1. / 8,
+                                        value_scaling_factor=10, device=results_device) if self.use_gaussian else 1
+            for start in range(0, len(slicers), self.tile_batch):
+                chunk = slicers[start:start + self.tile_batch]
+                tiles = torch.cat([data[sl][None] for sl in chunk]).to(self.device)
+                predictions = self._mirror_and_predict_batch(tiles).to(results_device)
+                for sl, prediction in zip(chunk, predictions):
+                    if self.use_gaussian:
+                        prediction *= gaussian
+                    predicted_logits[sl] += prediction
+                    n_predictions[sl[1:]] += gaussian
+            torch.div(predicted_logits, n_predictions, out=predicted_logits)
+            if torch.any(torch.isinf(predicted_logits)):
+                raise RuntimeError("inf in predicted logits (nnU-Net's half-precision accumulation overflowed)")
+            return predicted_logits
+
+    def _mirror_and_predict_batch(self, x):
+        """nnU-Net's test-time mirroring for a batch ``(B, C, *patch)``; a batch of one runs as two."""
+        single = x.shape[0] == 1
+        if single:
+            x = torch.cat([x, x])  # the fast kernel; the copy's output is dropped
+        prediction = self.network(x)
+        mirror_axes = self.allowed_mirroring_axes if self.use_mirroring else None
+        if mirror_axes is not None:
+            axes = [m + 2 for m in mirror_axes]
+            combinations = [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
+            for flip in combinations:
+                prediction += torch.flip(self.network(torch.flip(x, flip)), flip)
+            prediction /= (len(combinations) + 1)
+        return prediction[:1] if single else prediction

@@ -1,0 +1,88 @@
+"""The project's nnU-Net trainer: nnU-Net's own, with a schedule from the config and a seed.
+
+nnU-Net has no seed option and its shipped ``nnUNetTrainer_Xepochs`` variants still run 250
+iterations per epoch. This subclass only sets the schedule, seeds Python/numpy/torch in
+``initialize()`` (before the network is built and the data loaders start) and draws the large
+progress plot once at the end instead of after every epoch. Everything else (network from the
+plans, loss, augmentation, checkpoints) is nnU-Net's.
+
+nnU-Net finds a trainer by class name (``nnUNetv2_train -tr``, and ``nnUNetPredictor`` when it
+loads a checkpoint). The project instantiates the class itself and never needs that lookup;
+for nnU-Net's own tools, :func:`lungsynth.nnunet.environment.trainer_search_path` is the folder
+to put in ``nnUNet_extTrainer`` (2.8's mechanism for trainers outside the package).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from .environment import seed_everything
+from .settings import TrainSettings
+
+TRAINER_NAME = "nnUNetTrainer_lungsynth"
+
+
+class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming scheme)
+    """nnU-Net's trainer with a configurable schedule and a seed; call :meth:`configure` first.
+
+    The constructor must keep nnU-Net's signature: nnU-Net records the constructor's
+    arguments in every checkpoint and rebuilds the trainer from them.
+    """
+
+    seed: int | None = None
+
+    def configure(self, train: TrainSettings, seed: int) -> None:
+        """Set epochs, iterations per epoch, learning rate and the seed (before training)."""
+        if self.was_initialized:
+            raise RuntimeError("configure() must be called before the trainer is initialized")
+        self.num_epochs = int(train.epochs)
+        self.num_iterations_per_epoch = int(train.iterations_per_epoch)
+        self.num_val_iterations_per_epoch = int(train.val_iterations_per_epoch)
+        self.initial_lr = float(train.initial_lr)
+        self.save_every = int(train.save_every)
+        self.seed = int(seed)
+        self.print_to_log_file(f"lungsynth: seed {self.seed}, {self.num_epochs} epochs x "
+                               f"{self.num_iterations_per_epoch} iterations "
+                               f"(+{self.num_val_iterations_per_epoch} validation iterations)")
+
+    def initialize(self):
+        if self.seed is None:
+            raise RuntimeError(f"{type(self).__name__}: call configure(train, seed) before training")
+        # before the network's weights are drawn and before the data loaders take their first batch
+        seed_everything(self.seed)
+        super().initialize()
+
+    def on_epoch_end(self):
+        # nnU-Net redraws a 30 x 54 inch figure after every epoch; draw it once, at the end
+        self.logger.plot_progress_png = lambda folder: None  # shadows the method for this call
+        try:
+            super().on_epoch_end()
+        finally:
+            del self.logger.plot_progress_png
+
+    def on_train_end(self):
+        super().on_train_end()
+        if self.local_rank == 0 and self.logger.get_value("train_losses", step=None):
+            self.logger.plot_progress_png(self.output_folder)
+
+    def training_log_csv(self) -> str:
+        """Per epoch: train loss, validation loss, pseudo Dice, seconds (the loss curve's data)."""
+        value = self.logger.get_value
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["epoch", "train_loss", "val_loss", "pseudo_dice", "ema_pseudo_dice", "seconds"])
+        for epoch, (tr, va) in enumerate(zip(value("train_losses", None), value("val_losses", None))):
+            dice = value("mean_fg_dice", None)[epoch]
+            ema = value("ema_fg_dice", None)[epoch]
+            seconds = value("epoch_end_timestamps", None)[epoch] - value("epoch_start_timestamps", None)[epoch]
+            writer.writerow([epoch, _num(tr), _num(va), _num(dice), _num(ema), f"{seconds:.3f}"])
+        return out.getvalue()
+
+
+def _num(x) -> str:
+    x = float(x)
+    return "" if math.isnan(x) else f"{x:.6g}"

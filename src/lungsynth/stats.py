@@ -1,0 +1,271 @@
+"""Statistics of the utility experiment: the paper's Table 1 and what stands beside it.
+
+The unit of Table 1 is the **run**: each arm is trained ``runs`` times on the same split, each
+run's test Dice is the mean over the test cases, and an arm's row is the mean and standard
+deviation (``ddof=1``) of its run means with Welch's two-sided t-test against Real's run
+means. With the paper's own numbers (0.5418 +/- 0.03015 vs 0.4913 +/- 0.02733, n = 5 each)
+Welch gives p = 0.024335, the value in its Table 1 (Student's pooled test would give 0.024112).
+
+Beside it, per case: a paired test between arms on the per-case Dice averaged over runs
+(Wilcoxon signed-rank, the cases being the same images) and bootstrap 95 % intervals over
+cases.
+
+The long Dice table every function here reads has one row per (arm, run, subset, case):
+columns ``arm, run, subset, case, dice`` (subset: ``test`` or ``validation``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import InputError
+
+LONG_COLUMNS = ["arm", "run", "subset", "case", "dice"]
+REFERENCE = "Real"
+SUBGROUPS = ("worst validation", "other validation", "test")
+
+
+# ----------------------------------------------------------------------------- Welch
+
+
+def welch_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Welch's two-sided t-test of two samples (run means); returns ``(t, p)``, NaN if undefined."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    result = stats.ttest_ind(a, b, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def welch_test_from_summary(mean_a: float, sd_a: float, n_a: int,
+                            mean_b: float, sd_b: float, n_b: int) -> tuple[float, float]:
+    """Welch's two-sided t-test from ``mean, sd (ddof=1), n`` of each side; ``(t, p)``.
+
+    What a reader of a paper can check: Table 1 gives only these three numbers per arm.
+    """
+    result = stats.ttest_ind_from_stats(mean_a, sd_a, n_a, mean_b, sd_b, n_b, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def long_dice_table(entries: Iterable[tuple[str, int, str, pd.DataFrame]]) -> pd.DataFrame:
+    """Stack per-run Dice tables (``case, dice, ...``) into the long table, given ``(arm, run, subset, table)``."""
+    frames = []
+    for arm, run, subset, table in entries:
+        if not {"case", "dice"} <= set(table.columns):
+            raise InputError(f"{arm}/run{run}/{subset}", "Dice table needs columns case and dice")
+        frame = table.copy()
+        frame.insert(0, "subset", subset)
+        frame.insert(0, "run", int(run))
+        frame.insert(0, "arm", arm)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=LONG_COLUMNS)
+    long = pd.concat(frames, ignore_index=True)
+    duplicated = long.duplicated(["arm", "run", "subset", "case"])
+    if duplicated.any():
+        raise InputError("dice tables", f"duplicate rows, e.g. {long[duplicated].iloc[0][LONG_COLUMNS[:4]].tolist()}")
+    return long
+
+
+def run_means(long: pd.DataFrame, subset: str = "test") -> pd.DataFrame:
+    """Mean Dice over the cases of ``subset`` for every run: columns ``arm, run, cases, mean_dice``."""
+    rows = long[long["subset"] == subset]
+    return (rows.groupby(["arm", "run"], sort=True)["dice"].agg(cases="count", mean_dice="mean")
+            .reset_index())
+
+
+def table1(long: pd.DataFrame, arms: Sequence[str] | None = None, reference: str = REFERENCE,
+           subset: str = "test") -> pd.DataFrame:
+    """The paper's Table 1: ``arm, runs, mean_test_dice, sd_test_dice, p_value`` (p NaN for Real).
+
+    Mean and sample standard deviation (``ddof=1``) of the run means; p from Welch's test of
+    the arm's run means against ``reference``'s.
+    """
+    means = run_means(long, subset)
+    if arms is None:
+        arms = [a for a in ("Real", "Synthetic", "Real+Synthetic") if a in set(means["arm"])]
+        arms += sorted(set(means["arm"]) - set(arms))
+    reference_means = means.loc[means["arm"] == reference, "mean_dice"].to_numpy()
+    rows = []
+    for arm in arms:
+        values = means.loc[means["arm"] == arm, "mean_dice"].to_numpy()
+        if len(values) == 0:
+            raise InputError(arm, f"no {subset} Dice for this arm")
+        p = math.nan if arm == reference else welch_test(values, reference_means)[1]
+        rows.append({"arm": arm, "runs": len(values), "mean_test_dice": float(values.mean()),
+                     "sd_test_dice": float(values.std(ddof=1)) if len(values) > 1 else math.nan, "p_value": p})
+    return pd.DataFrame(rows, columns=["arm", "runs", "mean_test_dice", "sd_test_dice", "p_value"])
+
+
+def format_table1(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 ready to print or write: Dice to 4 decimals, p to 6 (empty for the reference)."""
+    out = table.copy()
+    for column in ("mean_test_dice", "sd_test_dice"):
+        out[column] = out[column].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+    out["p_value"] = out["p_value"].map(lambda v: "" if pd.isna(v) else f"{v:.6f}")
+    return out
+
+
+def case_means(long: pd.DataFrame, subset: str) -> pd.DataFrame:
+    """Per-case Dice averaged over each arm's runs: index ``case``, one column per arm."""
+    rows = long[long["subset"] == subset]
+    return rows.pivot_table(index="case", columns="arm", values="dice", aggfunc="mean").sort_index()
+
+
+def paired_case_tests(long: pd.DataFrame, subset: str = "test", reference: str = REFERENCE) -> pd.DataFrame:
+    """Each arm against ``reference`` on the same cases (Dice averaged over runs).
+
+    Columns: ``arm, reference, subset, cases, mean_difference, median_difference, improved,
+    worse, unchanged, wilcoxon_statistic, wilcoxon_p``. Wilcoxon's signed-rank test
+    (two-sided, zero differences dropped as in Wilcoxon's original); p is NaN when every
+    difference is zero.
+    """
+    means = case_means(long, subset)
+    rows = []
+    if reference not in means.columns:
+        return pd.DataFrame(rows)
+    for arm in means.columns:
+        if arm == reference:
+            continue
+        pair = means[[arm, reference]].dropna()
+        diff = (pair[arm] - pair[reference]).to_numpy()
+        statistic, p = math.nan, math.nan
+        if np.any(diff != 0):
+            result = stats.wilcoxon(diff, zero_method="wilcox", alternative="two-sided")
+            statistic, p = float(result.statistic), float(result.pvalue)
+        rows.append({"arm": arm, "reference": reference, "subset": subset, "cases": len(diff),
+                     "mean_difference": float(diff.mean()) if len(diff) else math.nan,
+                     "median_difference": float(np.median(diff)) if len(diff) else math.nan,
+                     "improved": int(np.sum(diff > 0)), "worse": int(np.sum(diff < 0)),
+                     "unchanged": int(np.sum(diff == 0)), "wilcoxon_statistic": statistic, "wilcoxon_p": p})
+    return pd.DataFrame(rows)
+
+
+def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, resamples: int = 9999,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (cases resampled with replacement)."""
+    values = np.asarray(values, float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2 or np.all(values == values[0]):
+        m = float(values.mean()) if len(values) else math.nan
+        return m, m
+    result = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=confidence,
+                             method="percentile", rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def bootstrap_table(long: pd.DataFrame, subset: str = "test", reference: str = REFERENCE,
+                    confidence: float = 0.95, resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
+    """Bootstrap intervals over cases: each arm's mean Dice, and each arm's paired difference to ``reference``.
+
+    Columns: ``arm, quantity, subset, cases, estimate, ci_low, ci_high`` (quantity: ``mean_dice``
+    or ``difference_to_<reference>``); per-case Dice averaged over runs first.
+    """
+    means = case_means(long, subset)
+    rows = []
+    for arm in means.columns:
+        values = means[arm].dropna().to_numpy()
+        low, high = bootstrap_ci(values, confidence, resamples, seed)
+        rows.append({"arm": arm, "quantity": "mean_dice", "subset": subset, "cases": len(values),
+                     "estimate": float(values.mean()), "ci_low": low, "ci_high": high})
+        if arm != reference and reference in means.columns:
+            pair = means[[arm, reference]].dropna()
+            diff = (pair[arm] - pair[reference]).to_numpy()
+            low, high = bootstrap_ci(diff, confidence, resamples, seed)
+            rows.append({"arm": arm, "quantity": f"difference_to_{reference}", "subset": subset,
+                         "cases": len(diff), "estimate": float(diff.mean()), "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- targeted data
+
+
+def worst_validation_cases(long: pd.DataFrame, arm: str = REFERENCE, subset: str = "validation") -> pd.DataFrame:
+    """Validation cases whose Dice, averaged over ``arm``'s runs, lies below the mean of those averages.
+
+    The paper's rule (it found 59 of 142). Columns ``case, mean_dice, runs, threshold``,
+    worst first. Cases exactly at the mean are not worst.
+    """
+    rows = long[(long["arm"] == arm) & (long["subset"] == subset)]
+    if rows.empty:
+        raise InputError(f"{arm}/{subset}", "no Dice rows: the Real runs must predict the validation set")
+    per_case = rows.groupby("case")["dice"].agg(mean_dice="mean", runs="count").reset_index()
+    threshold = float(per_case["mean_dice"].mean())
+    worst = per_case[per_case["mean_dice"] < threshold].copy()
+    worst["threshold"] = threshold
+    return worst.sort_values(["mean_dice", "case"]).reset_index(drop=True)
+
+
+def dice_change(long: pd.DataFrame, worst_cases: Iterable[str], arm: str = "Real+Synthetic",
+                reference: str = REFERENCE) -> pd.DataFrame:
+    """Per-case Dice change ``arm - reference`` (each averaged over runs) in the paper's three subgroups.
+
+    Columns ``case, subgroup, reference_dice, arm_dice, change``; subgroup is one of
+    ``worst validation``, ``other validation``, ``test`` (the paper's Figure 3).
+    """
+    worst = set(worst_cases)
+    frames = []
+    for subset in ("validation", "test"):
+        means = case_means(long, subset)
+        if arm not in means.columns or reference not in means.columns:
+            continue
+        frame = means[[reference, arm]].dropna().reset_index()
+        frame.columns = ["case", "reference_dice", "arm_dice"]
+        if subset == "test":
+            frame.insert(1, "subgroup", "test")
+        else:
+            frame.insert(1, "subgroup", np.where(frame["case"].isin(worst), "worst validation", "other validation"))
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["case", "subgroup", "reference_dice", "arm_dice", "change"])
+    out = pd.concat(frames, ignore_index=True)
+    out["change"] = out["arm_dice"] - out["reference_dice"]
+    return out
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def write_table1(path, table: pd.DataFrame) -> None:
+    """``table1.csv``: floats to 6 significant digits, the reference's p-value empty."""
+    from .io import write_csv
+
+    write_csv(path, table, float_format="%.6g", na_rep="")
+
+
+def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE, seed: int = 0) -> dict:
+    """The statistics beside Table 1, one CSV each, in ``folder``; returns ``name -> path``.
+
+    ``per_case_dice.csv`` (the long table), ``run_means.csv`` (test and validation),
+    ``case_means_<subset>.csv`` (per case, Dice averaged over each arm's runs),
+    ``paired_tests.csv`` (Wilcoxon per arm against the reference, per subset) and
+    ``bootstrap.csv`` (95 % intervals over cases, per subset).
+    """
+    from pathlib import Path
+
+    from .io import write_csv
+
+    folder = Path(folder)
+    subsets = [s for s in ("test", "validation") if s in set(long["subset"])]
+    written = {}
+
+    def put(name, frame, **kwargs):
+        write_csv(folder / name, frame, **kwargs)
+        written[name] = folder / name
+
+    put("per_case_dice.csv", long)
+    put("run_means.csv", pd.concat([run_means(long, s).assign(subset=s) for s in subsets], ignore_index=True))
+    for subset in subsets:
+        put(f"case_means_{subset}.csv", case_means(long, subset).reset_index(), float_format="%.6g")
+    put("paired_tests.csv", pd.concat([paired_case_tests(long, s, reference) for s in subsets], ignore_index=True))
+    put("bootstrap.csv", pd.concat([bootstrap_table(long, s, reference, seed=seed) for s in subsets],
+                                   ignore_index=True))
+    return written

@@ -1,0 +1,195 @@
+"""A tiny train+predict cycle: seeded runs repeat bit for bit, other seeds differ, predictions sit on the image grid."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from lungsynth.errors import InputError
+from lungsynth.io import read_nifti
+from lungsynth.nnunet.environment import nnunet_environment, trainer_search_path
+from lungsynth.nnunet.evaluate import dice
+from lungsynth.nnunet.run import (checkpoint_path, load_predictor, predict_cases, predict_image, train_run,
+                                  trained_model_folder)
+from lungsynth.nnunet.trainer import TRAINER_NAME, nnUNetTrainer_lungsynth
+
+
+@pytest.fixture(scope="module")
+def runs(preprocessed, tmp_path_factory):
+    """Three runs of the Real arm: seeds 7, 7 and 8."""
+    root = tmp_path_factory.mktemp("runs")
+    settings = preprocessed["settings"]
+    out = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        started = time.time()
+        checkpoint = train_run(preprocessed["dataset"], root / name / "model", settings, seed=seed, threads=1)
+        out[name] = {"model": root / name / "model", "checkpoint": checkpoint, "seconds": time.time() - started}
+    return out
+
+
+def weights(checkpoint):
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"]
+
+
+def test_same_seed_same_threads_gives_identical_weights(runs):
+    a, b = weights(runs["a"]["checkpoint"]), weights(runs["b"]["checkpoint"])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_other_seed_gives_other_weights(runs):
+    a, c = weights(runs["a"]["checkpoint"]), weights(runs["c"]["checkpoint"])
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_same_seed_gives_same_predictions_and_dice(runs, toy_cases, tmp_path, preprocessed):
+    images = {"toy005": toy_cases["toy005"][0]}
+    predictions = [predict_cases(runs[r]["model"], images, tmp_path / r, preprocessed["settings"].predict)["toy005"]
+                   for r in ("a", "b")]
+    first, second = (read_nifti(p)[0] for p in predictions)
+    assert np.array_equal(first, second)
+    truth = read_nifti(toy_cases["toy005"][1])[0]
+    assert dice(truth, first) == dice(truth, second)
+
+
+def test_run_folder_is_nnunets_model_folder_with_our_records(runs, preprocessed):
+    model = runs["a"]["model"]
+    settings = preprocessed["settings"]
+    assert runs["a"]["checkpoint"] == checkpoint_path(model, "Dataset501_Real", settings)
+    assert runs["a"]["checkpoint"].exists()
+    folder = trained_model_folder(model)
+    assert folder.name == f"{TRAINER_NAME}__lungsynthTiny__3d_fullres"
+    assert (folder / "plans.json").exists() and (folder / "dataset.json").exists()
+    record = json.loads((model / "run.json").read_text())
+    assert record["seed"] == 7 and record["threads"] == 1 and record["seconds"] > 0
+    log = (model / "training_log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,train_loss") and len(log) == 1 + settings.train.epochs
+    assert not model.with_name("model.partial").exists()
+    assert (folder / "fold_0" / "progress.png").exists()
+
+
+def test_predictions_are_binary_masks_on_the_image_grid(runs, toy_cases, tmp_path, preprocessed):
+    written = predict_cases(runs["a"]["model"], {c: toy_cases[c][0] for c in ("toy004", "toy005")}, tmp_path,
+                            preprocessed["settings"].predict)
+    assert sorted(written) == ["toy004", "toy005"]
+    for case, path in written.items():
+        prediction, geometry = read_nifti(path)
+        image, image_geometry = read_nifti(toy_cases[case][0])
+        assert prediction.shape == image.shape and geometry.matches(image_geometry)
+        assert prediction.dtype == np.uint8 and set(np.unique(prediction)) <= {0, 1}
+
+
+def test_batched_tiles_equal_nnunets_own_loop(runs, preprocessed):
+    """Several tiles per network call give nnU-Net's logits (half-precision accumulation)."""
+    predictor = load_predictor(runs["a"]["model"], preprocessed["settings"].predict)
+    data = torch.randn(1, 40, 32, 48)  # 2 x 1 x 2 tiles of 32^3
+    for mirroring in (False, True):
+        predictor.use_mirroring = mirroring
+        predictor.tile_batch = 1
+        reference = predictor.predict_sliding_window_return_logits(data).float()
+        predictor.tile_batch = 4
+        batched = predictor.predict_sliding_window_return_logits(data).float()
+        assert batched.shape == reference.shape
+        assert torch.allclose(batched, reference, atol=2e-2, rtol=1e-2)
+        assert (batched.argmax(0) == reference.argmax(0)).float().mean() > 0.999
+
+
+def test_extTrainer_folder_yields_our_trainer_class():
+    """The search nnU-Net 2.8 runs for each ``nnUNet_extTrainer`` folder finds the project's class itself."""
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
+    path = trainer_search_path()
+    found = recursive_find_python_class(path, TRAINER_NAME, None, base_folder=path,
+                                        cleanup_imports_from_base_folder=True)
+    assert found is nnUNetTrainer_lungsynth
+    assert recursive_find_python_class(path, "nnUNetTrainer_other", None, base_folder=path,
+                                       cleanup_imports_from_base_folder=True) is None
+    with nnunet_environment():
+        assert path in os.environ["nnUNet_extTrainer"].split(os.pathsep)
+
+
+def _torchvision_imports() -> bool:
+    try:
+        import torchvision  # noqa: F401  (nnU-Net's trainer scan imports timm -> torchvision)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _torchvision_imports(), reason="torchvision does not import (CUDA build beside CPU torch): "
+                                                       "nnU-Net's scan of its own trainers fails before extTrainer")
+def test_nnunets_own_loading_by_name_predicts_like_ours(runs, toy_cases):
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from lungsynth.nnunet.settings import PredictSettings
+
+    with nnunet_environment():
+        own = nnUNetPredictor(use_mirroring=False, device=torch.device("cpu"), allow_tqdm=False)
+        own.initialize_from_trained_model_folder(str(trained_model_folder(runs["a"]["model"])), use_folds=(0,))
+    ours = load_predictor(runs["a"]["model"], PredictSettings(tile_batch=1))
+    image = toy_cases["toy005"][0]
+    assert np.array_equal(predict_image(own, image), predict_image(ours, image))
+
+
+def test_killed_run_continues_from_its_latest_checkpoint(preprocessed, tmp_path, monkeypatch):
+    settings = preprocessed["settings"]
+    settings = type(settings)(**{**settings.__dict__, "train": type(settings.train)(
+        **{**settings.train.__dict__, "save_every": 1})})
+    original = nnUNetTrainer_lungsynth.on_epoch_end
+
+    def killed_after_first_epoch(self):
+        original(self)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(nnUNetTrainer_lungsynth, "on_epoch_end", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(preprocessed["dataset"], tmp_path / "model", settings, seed=7)
+    partial = tmp_path / "model.partial"
+    assert not (tmp_path / "model").exists()
+    assert list(partial.rglob("checkpoint_latest.pth"))
+    monkeypatch.setattr(nnUNetTrainer_lungsynth, "on_epoch_end", original)
+
+    resumed = time.time()
+    checkpoint = train_run(preprocessed["dataset"], tmp_path / "model", settings, seed=7)
+    assert checkpoint.exists() and not partial.exists()
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    starts = ckpt["logging"]["epoch_start_timestamps"]
+    assert len(starts) == 2 and starts[0] < resumed <= starts[1]  # epoch 0 was not trained again
+
+
+def test_missing_preprocessed_dataset_is_an_input_error(tmp_path, preprocessed):
+    with pytest.raises(InputError, match="plan_and_preprocess"):
+        train_run(tmp_path / "Dataset501_Real", tmp_path / "model", preprocessed["settings"], seed=1)
+
+
+def test_missing_or_damaged_checkpoint_is_an_input_error(runs, tmp_path, preprocessed):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(runs["a"]["model"], copy)
+    checkpoint = next(copy.rglob("checkpoint_final.pth"))
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        load_predictor(copy, preprocessed["settings"].predict)
+    checkpoint.unlink()
+    with pytest.raises(InputError, match="file not found"):
+        load_predictor(copy, preprocessed["settings"].predict)
+    with pytest.raises(InputError, match="one trained nnU-Net model folder"):
+        load_predictor(tmp_path / "nothing", preprocessed["settings"].predict)
+
+
+def test_tiny_cycle_is_fast(runs):
+    assert all(r["seconds"] < 30 for r in runs.values())
+
+
+def test_without_the_trainers_seeding_runs_differ(preprocessed, tmp_path, monkeypatch):
+    """nnU-Net alone is not reproducible: the seed in initialize() is what makes runs repeat."""
+    import lungsynth.nnunet.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "seed_everything", lambda seed: None)
+    settings = preprocessed["settings"]
+    first = weights(train_run(preprocessed["dataset"], tmp_path / "x", settings, seed=7))
+    second = weights(train_run(preprocessed["dataset"], tmp_path / "y", settings, seed=7))
+    assert not all(torch.equal(first[k], second[k]) for k in first)
