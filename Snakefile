@@ -16,6 +16,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/ddpm.smk"
 include: "workflow/rules/synth.smk"
+include: "workflow/rules/nnunet.smk"
+include: "workflow/rules/stats.smk"
 
 
 rule all:

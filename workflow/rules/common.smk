@@ -30,9 +30,15 @@ validate_config()
 SOURCE = config["data"]["source"]
 
 
+# arms as folder-safe tokens; lungsynth.pipeline.nnunet.ARM_LABELS gives the paper's names
+ARMS = ["Real", "Synthetic", "RealSynthetic"]
+
+
 wildcard_constraints:
     case=r"[^/]+",
     set=r"general|targeted",
+    arm="|".join(ARMS),
+    run=r"\d+",
 
 
 def selected_cases():
@@ -73,6 +79,26 @@ def synthetic_paths(name, kind):
     return expand(f"{folder}/{{case}}.nii.gz", case=synthetic_cases(name))
 
 
+def run_files(arm, name):
+    """``results/nnunet/<arm>/run<k>/<name>`` for every run k of an arm."""
+    return [f"results/nnunet/{arm}/run{k}/{name}" for k in range(1, config["nnunet"]["runs"] + 1)]
+
+
+def arm_inputs(wildcards):
+    """The crops an arm's nnU-Net dataset is built from (Real | Synthetic | RealSynthetic)."""
+    inputs = {"validation_images": split_paths("validation", "images"),
+              "validation_masks": split_paths("validation", "masks")}
+    if wildcards.arm in ("Real", "RealSynthetic"):
+        inputs.update(train_images=split_paths("train", "images"), train_masks=split_paths("train", "masks"))
+    if wildcards.arm == "Synthetic":
+        inputs.update(general_images=synthetic_paths("general", "images"),
+                      general_masks=synthetic_paths("general", "masks"))
+    if wildcards.arm == "RealSynthetic":
+        inputs.update(targeted_images=synthetic_paths("targeted", "images"),
+                      targeted_masks=synthetic_paths("targeted", "masks"))
+    return inputs
+
+
 def select_cases_input(wildcards):
     return [] if SOURCE == "nifti" else ["results/lidc/nodules.csv"]
 
@@ -108,5 +134,11 @@ def ddpm_outputs(wildcards):
     ]
 
 
+def utility_outputs(wildcards):
+    return ["results/table1.csv", "results/figures/figure3.png", "results/figures/predictions.png"] + [
+        f"results/synthetic/targeted/{name}" for name in ("quality.csv", "figure2.png")
+    ]
+
+
 def all_outputs(wildcards):
-    return data_outputs(wildcards) + ddpm_outputs(wildcards)
+    return data_outputs(wildcards) + ddpm_outputs(wildcards) + utility_outputs(wildcards)

@@ -1,0 +1,99 @@
+# The utility experiment: one nnU-Net v2 dataset per arm, `runs` seeded trainings per arm on the
+# same fixed split, predictions of the real validation and test cases (design.md steps 6-7).
+
+
+rule nnunet_raw_dataset:
+    input:
+        unpack(arm_inputs),
+    output:
+        directory("results/nnunet/{arm}/raw"),
+    log:
+        "logs/nnunet/{arm}/raw_dataset.log",
+    params:
+        settings=config["nnunet"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/nnunet_raw_dataset.py"
+
+
+rule nnunet_plan:
+    input:
+        "results/nnunet/{arm}/raw",
+    output:
+        directory("results/nnunet/{arm}/preprocessed"),
+    log:
+        "logs/nnunet/{arm}/plan.log",
+    benchmark:
+        "benchmarks/nnunet/{arm}/plan.tsv"
+    params:
+        settings=config["nnunet"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/nnunet_plan.py"
+
+
+rule nnunet_train:
+    input:
+        "results/nnunet/{arm}/preprocessed",
+    output:
+        directory("results/nnunet/{arm}/run{run}/model"),
+    log:
+        "logs/nnunet/{arm}/run{run}/train.log",
+    benchmark:
+        "benchmarks/nnunet/{arm}/run{run}/train.tsv"
+    params:
+        settings=config["nnunet"],
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=240,
+    script:
+        "../scripts/nnunet_train.py"
+
+
+rule nnunet_predict:
+    input:
+        model="results/nnunet/{arm}/run{run}/model",
+        validation_images=lambda wildcards: split_paths("validation", "images"),
+        validation_masks=lambda wildcards: split_paths("validation", "masks"),
+        test_images=lambda wildcards: split_paths("test", "images"),
+        test_masks=lambda wildcards: split_paths("test", "masks"),
+    output:
+        predictions=directory("results/nnunet/{arm}/run{run}/predictions"),
+        validation="results/nnunet/{arm}/run{run}/validation_dice.csv",
+        test="results/nnunet/{arm}/run{run}/test_dice.csv",
+    log:
+        "logs/nnunet/{arm}/run{run}/predict.log",
+    benchmark:
+        "benchmarks/nnunet/{arm}/run{run}/predict.tsv"
+    params:
+        settings=config["nnunet"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/nnunet_predict.py"
+
+
+checkpoint worst_validation:
+    input:
+        dice=lambda wildcards: run_files("Real", "validation_dice.csv"),
+        masks=lambda wildcards: split_paths("validation", "masks"),
+        images=lambda wildcards: split_paths("validation", "images"),
+    output:
+        report("results/targeted/worst_validation.csv", caption="../report/worst.rst", category="Utility"),
+    log:
+        "logs/targeted/worst_validation.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/worst_validation.py"

@@ -1,0 +1,62 @@
+# Statistics and figures of the utility experiment (design.md step 8).
+
+
+rule utility_stats:
+    input:
+        lambda wildcards: [f for arm in ARMS for name in ("validation_dice.csv", "test_dice.csv")
+                           for f in run_files(arm, name)],
+    output:
+        table1=report("results/table1.csv", caption="../report/table1.rst", category="Utility"),
+        per_case="results/stats/per_case_dice.csv",
+        run_means="results/stats/run_means.csv",
+        paired="results/stats/paired_tests.csv",
+        bootstrap="results/stats/bootstrap.csv",
+        case_means=expand("results/stats/case_means_{subset}.csv", subset=["test", "validation"]),
+    log:
+        "logs/stats/utility_stats.log",
+    params:
+        seed=config["stats"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/utility_stats.py"
+
+
+rule figure3:
+    input:
+        per_case="results/stats/per_case_dice.csv",
+        worst="results/targeted/worst_validation.csv",
+    output:
+        report("results/figures/figure3.png", caption="../report/figure3.rst", category="Utility"),
+    log:
+        "logs/figures/figure3.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/figure3.py"
+
+
+rule prediction_examples:
+    input:
+        per_case="results/stats/per_case_dice.csv",
+        worst="results/targeted/worst_validation.csv",
+        images=lambda wildcards: split_paths("test", "images"),
+        masks=lambda wildcards: split_paths("test", "masks"),
+        real="results/nnunet/Real/run1/predictions",
+        real_synthetic="results/nnunet/RealSynthetic/run1/predictions",
+    output:
+        report("results/figures/predictions.png", caption="../report/predictions.rst", category="Utility"),
+    log:
+        "logs/figures/predictions.log",
+    params:
+        n_cases=config["stats"]["example_cases"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    script:
+        "../scripts/prediction_examples.py"

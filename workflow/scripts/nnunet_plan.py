@@ -1,0 +1,5 @@
+from lungsynth.pipeline import nnunet
+from lungsynth.scripting import run
+
+run(snakemake, lambda: nnunet.plan(
+    snakemake.wildcards.arm, snakemake.input[0], snakemake.output[0], snakemake.params.settings, snakemake.threads))

@@ -1,0 +1,8 @@
+from lungsynth.pipeline import nnunet
+from lungsynth.scripting import run
+
+i, o = snakemake.input, snakemake.output
+run(snakemake, lambda: nnunet.predict(
+    i.model, {"validation": i.validation_images, "test": i.test_images},
+    {"validation": i.validation_masks, "test": i.test_masks}, o.predictions,
+    {"validation": o.validation, "test": o.test}, snakemake.params.settings, snakemake.threads))
