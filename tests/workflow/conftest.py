@@ -16,8 +16,9 @@ TEST_CONFIG = REPO / "tests" / "workflow" / "config.yaml"
 
 def snakemake(workdir, *args, configfiles=(TEST_CONFIG,), timeout=1800) -> subprocess.CompletedProcess:
     """``snakemake -s REPO/Snakefile -d workdir --configfile ... args`` (output captured)."""
+    # --configfile takes several values: it goes last, or it would swallow the targets
     command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-               "--show-failed-logs", "--configfile", *map(str, configfiles), *args]
+               "--show-failed-logs", *args, "--configfile", *map(str, configfiles)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 

@@ -4,11 +4,13 @@ pylidc uses ``np.int``, ``np.float`` and ``np.bool`` (removed in numpy 1.24) in
 ``Contour.to_matrix``, ``Annotation.bbox``/``boolean_mask`` and the clustering, and it reads
 the DICOM root from ``~/.pylidcrc`` (writing a blank one there when it is missing). This
 module restores the aliases before pylidc is imported and replaces the config-file lookup by
-an explicit path, so the user's home is never read or written.
+an explicit path, so the user's home is never read or written. It also caches
+``Scan.slice_zvals``, which pylidc recomputes for every contour.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -44,7 +46,18 @@ def import_pylidc(dicom_root: str | os.PathLike | None = None):
     if dicom_root is not None:
         _dicom_root = Path(dicom_root)
     scan_module._get_dicom_file_path_from_config_file = _configured_dicom_root
+    _cache_slice_zvals(pylidc.Scan)
     return pylidc
+
+
+def _cache_slice_zvals(scan_class) -> None:
+    """Compute ``Scan.slice_zvals`` once per scan: every contour's ``to_matrix`` asks for it and
+    pylidc re-sorts the scan's z-values each time (most of the time of clustering the database)."""
+    if isinstance(scan_class.__dict__.get("slice_zvals"), functools.cached_property):
+        return
+    cached = functools.cached_property(scan_class.slice_zvals.fget)
+    cached.__set_name__(scan_class, "slice_zvals")
+    scan_class.slice_zvals = cached
 
 
 def _configured_dicom_root() -> str:

@@ -1,0 +1,109 @@
+"""The whole DAG on the tiny config: from nothing to results/table1.csv, then partial reruns.
+
+One Snakemake run per session (a few minutes); the tests below inspect what it made.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="session")
+def dag(tmp_path_factory):
+    from tests.workflow.conftest import snakemake
+
+    workdir = tmp_path_factory.mktemp("dag")
+    result = snakemake(workdir, "all")
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return workdir
+
+
+def test_table1_has_the_three_arms_with_dice_and_p_values(dag):
+    table = pd.read_csv(dag / "results/table1.csv")
+    assert list(table.arm) == ["Real", "Synthetic", "Real+Synthetic"]
+    assert (table.runs == 2).all()
+    assert table.mean_test_dice.between(0, 1).all() and (table.sd_test_dice >= 0).all()
+    assert np.isnan(table.p_value[0])
+    assert table.p_value[1:].between(0, 1, inclusive="right").all()
+
+
+def test_every_crop_reads_the_same_in_simpleitk_and_nibabel(dag):
+    crops = sorted((dag / "results/data").glob("*/*.nii.gz")) + sorted((dag / "results/synthetic").rglob("*.nii.gz"))
+    assert len(crops) >= 16
+    for path in crops:
+        image = sitk.ReadImage(str(path))
+        nifti = nib.load(path)
+        assert np.allclose(nifti.header.get_zooms(), image.GetSpacing(), atol=1e-4), path
+        assert np.allclose(nifti.affine[:3, 3], np.array(image.GetOrigin()) * [-1, -1, 1], atol=1e-3), path
+
+
+def test_synthetic_volume_shares_the_affine_of_its_conditioning_mask(dag):
+    for image in (dag / "results/synthetic/general").glob("*.nii.gz"):
+        mask = image.parent / "masks" / image.name
+        a, b = sitk.ReadImage(str(image)), sitk.ReadImage(str(mask))
+        assert a.GetSize() == b.GetSize() and np.allclose(a.GetOrigin(), b.GetOrigin())
+        assert sitk.GetArrayFromImage(a).dtype == np.int16
+
+
+def test_split_is_by_patient_and_covers_every_case(dag):
+    split = json.loads((dag / "results/data/splits.json").read_text())
+    cases = pd.read_csv(dag / "results/data/cases.csv", dtype=str)
+    assert [len(split[s]) for s in ("train", "validation", "test")] == [5, 2, 1]
+    assert sorted(sum((split[s] for s in ("train", "validation", "test")), [])) == sorted(cases.case)
+    patient = dict(zip(cases.case, cases.patient_id))
+    sets = [{patient[c] for c in split[s]} for s in ("train", "validation", "test")]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+
+
+def test_general_set_has_one_volume_per_training_mask_and_targeted_follows_the_worst_list(dag):
+    split = json.loads((dag / "results/data/splits.json").read_text())
+    general = sorted(p.name for p in (dag / "results/synthetic/general").glob("*.nii.gz"))
+    assert general == sorted(f"{c}.nii.gz" for c in split["train"])
+    worst = pd.read_csv(dag / "results/targeted/worst_validation.csv", dtype={"case": str})
+    assert len(worst) == 1 and worst.case[0] in split["validation"]
+    assert (worst.mean_dice < worst.threshold).all()
+    targeted = sorted(p.name for p in (dag / "results/synthetic/targeted").glob("*.nii.gz"))
+    assert targeted == [f"{worst.case[0]}_v1.nii.gz"]
+    quality = pd.read_csv(dag / "results/synthetic/targeted/quality.csv")
+    assert list(quality.case) == [f"{worst.case[0]}_v1", "summary"]
+
+
+def test_real_synthetic_dataset_holds_real_training_and_targeted_cases(dag):
+    raw = next((dag / "results/nnunet/RealSynthetic/raw").glob("Dataset503_*"))
+    split = json.loads((raw / "splits_final.json").read_text())[0]
+    assert sum(c.startswith("tgt-") for c in split["train"]) == 1
+    assert len(split["train"]) == 6 and len(split["val"]) == 2
+
+
+def test_phantom_dicom_says_it_is_not_patient_data(dag):
+    first = next((dag / "results/phantom/dicom").rglob("*.dcm"))
+    dataset = pydicom.dcmread(first)
+    assert "NOT_PATIENT_DATA" in str(dataset.PatientName)
+    assert "NOT PATIENT DATA" in dataset.SeriesDescription
+
+
+def test_nothing_to_do_after_a_complete_run(dag, run_snakemake):
+    result = run_snakemake(dag, "-n", "all")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_one_run_rebuilds_alone_and_reproduces_its_dice(dag, run_snakemake):
+    target = dag / "results/nnunet/Real/run2/test_dice.csv"
+    before = pd.read_csv(target)
+    shutil.rmtree(dag / "results/nnunet/Real/run2/model")
+    dry = run_snakemake(dag, "-n", "results/nnunet/Real/run2/test_dice.csv")
+    assert "nnunet_train" in dry.stdout and "nnunet_plan" not in dry.stdout and "train_ddpm" not in dry.stdout
+    result = run_snakemake(dag, "results/nnunet/Real/run2/test_dice.csv")
+    assert result.returncode == 0, result.stdout[-3000:]
+    pd.testing.assert_frame_equal(pd.read_csv(target), before)   # same seed, same threads: same Dice
