@@ -15,9 +15,14 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-## the main job on the built-in phantom data (not patient data)
+## the main job on the built-in phantom data (not patient data): results/table1.csv + results/report.html
 demo: $(STAMP)
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES) all
+	$(BIN)/snakemake --cores $(CORES) all
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html all
+
+## the HTML report of what has been run (Table 1, figures, loss curve, quality table)
+report: $(STAMP)
+	$(BIN)/snakemake --report results/report.html all
 
 ## the test suite (unit tests, workflow tests on a tiny config, the SLURM tests where possible)
 test: $(STAMP)

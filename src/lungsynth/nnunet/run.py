@@ -110,6 +110,7 @@ def _train_dict(settings: NnunetSettings) -> dict:
     t = settings.train
     return {"epochs": t.epochs, "iterations_per_epoch": t.iterations_per_epoch,
             "val_iterations_per_epoch": t.val_iterations_per_epoch, "initial_lr": t.initial_lr,
+            "oversample_foreground": t.oversample_foreground,
             "configuration": settings.configuration, "plans_name": settings.plans_name}
 
 

@@ -71,6 +71,7 @@ class TrainSettings:
     val_iterations_per_epoch: int = 2
     initial_lr: float = 1e-2
     save_every: int = 50              # epochs between checkpoint_latest.pth (resume after a kill)
+    oversample_foreground: float = 0.33   # share of a batch forced to hold a nodule (nnU-Net's 0.33)
 
     def __post_init__(self):
         for name in ("epochs", "iterations_per_epoch", "save_every"):
@@ -78,6 +79,8 @@ class TrainSettings:
                 raise InputError(f"nnunet.{name}", f"must be >= 1, got {getattr(self, name)}")
         if not float(self.initial_lr) > 0:
             raise InputError("nnunet.initial_lr", f"must be > 0, got {self.initial_lr}")
+        if not 0 <= float(self.oversample_foreground) <= 1:
+            raise InputError("nnunet.oversample_foreground", f"must be in [0, 1], got {self.oversample_foreground}")
         if int(self.val_iterations_per_epoch) < 1:
             # nnU-Net's epoch end averages the validation batches; zero batches crash it
             raise InputError("nnunet.val_iterations_per_epoch", f"must be >= 1, got {self.val_iterations_per_epoch}")
@@ -105,7 +108,8 @@ class NnunetSettings:
         values = dict(values)
         plan = section(PlanSettings, values.pop("plan", {}) or {}, f"{where}.plan")
         predict = section(PredictSettings, values.pop("predict", {}) or {}, f"{where}.predict")
-        train_keys = {"epochs", "iterations_per_epoch", "val_iterations_per_epoch", "initial_lr", "save_every"}
+        train_keys = {"epochs", "iterations_per_epoch", "val_iterations_per_epoch", "initial_lr", "save_every",
+                      "oversample_foreground"}
         train = section(TrainSettings, {k: values.pop(k) for k in list(values) if k in train_keys}, where)
         flat = section(_Flat, values, where)
         datasets = dict(flat.datasets)

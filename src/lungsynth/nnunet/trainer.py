@@ -36,7 +36,7 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
     seed: int | None = None
 
     def configure(self, train: TrainSettings, seed: int) -> None:
-        """Set epochs, iterations per epoch, learning rate and the seed (before training)."""
+        """Set epochs, iterations per epoch, learning rate, foreground oversampling and the seed."""
         if self.was_initialized:
             raise RuntimeError("configure() must be called before the trainer is initialized")
         self.num_epochs = int(train.epochs)
@@ -44,6 +44,8 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
         self.num_val_iterations_per_epoch = int(train.val_iterations_per_epoch)
         self.initial_lr = float(train.initial_lr)
         self.save_every = int(train.save_every)
+        # share of each batch forced to contain foreground (nnU-Net: 0.33); read by get_dataloaders()
+        self.oversample_foreground_percent = float(train.oversample_foreground)
         self.seed = int(seed)
         self.print_to_log_file(f"lungsynth: seed {self.seed}, {self.num_epochs} epochs x "
                                f"{self.num_iterations_per_epoch} iterations "
