@@ -104,7 +104,7 @@ start munged /var/log/slurm/munged.out setpriv --reuid=munge --regid=munge --ini
 wait_for munged /var/log/slurm/munged.out 50 sh -c 'munge -n </dev/null | unmunge'
 
 # ---- configuration ---------------------------------------------------------------------------
-CPUS=$(nproc)
+CPUS=$(nproc --all)   # --all: plain nproc honours OMP_NUM_THREADS, which a caller may have set to 1
 MEM=$(awk '/MemTotal/ {printf "%d", $2/1024*0.85}' /proc/meminfo)
 mkdir -p /etc/slurm
 sed -e "s|@HOST@|$HOST|g" -e "s|@CPUS@|$CPUS|" -e "s|@MEM@|$MEM|" -e "s|@STATE@|$STATE|g" \

@@ -3,6 +3,7 @@ cancels and exits instead of hanging (tests/slurm/faulty.smk holds the misbehavi
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -93,3 +94,10 @@ def _wait_for_state(slurm_id: str, done, limit: float) -> str:
             break
         time.sleep(1)
     return state
+
+
+def test_the_test_node_offers_every_cpu_of_the_machine(slurm_cluster):
+    # the node is sized by start-slurm.sh; a caller's OMP_NUM_THREADS must not shrink it (it did once:
+    # plain `nproc` honours that variable, and then 2-thread jobs were refused)
+    shown = subprocess.run(["scontrol", "show", "node"], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"CPUTot=(\d+)", shown).group(1)) == os.cpu_count()

@@ -75,7 +75,7 @@ def synthetic_cases(name):
 
 def synthetic_paths(name, kind):
     """Synthetic volumes (``kind`` images) or their conditioning masks (``kind`` masks) of a set."""
-    folder = f"results/synthetic/{name}" + ("/masks" if kind == "masks" else "")
+    folder = f"results/synthetic/{name}/masks" if kind == "masks" else f"results/synthetic/{name}"
     return expand(f"{folder}/{{case}}.nii.gz", case=synthetic_cases(name))
 
 

@@ -12,6 +12,8 @@ rule nodule_table:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/nodule_table.py"
 
@@ -31,6 +33,8 @@ checkpoint select_cases:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/select_cases.py"
 
@@ -50,6 +54,8 @@ rule phantom_series:
     resources:
         mem_mb=4000,
         runtime=15,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/phantom_series.py"
 
@@ -73,6 +79,8 @@ rule preprocess_case:
     resources:
         mem_mb=4000,
         runtime=15,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/preprocess_case.py"
 
@@ -89,6 +97,8 @@ rule case_table:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/case_table.py"
 
@@ -106,6 +116,8 @@ rule split:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/split.py"
 
@@ -126,5 +138,7 @@ rule data_montage:
     resources:
         mem_mb=2000,
         runtime=5,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/data_montage.py"

@@ -19,5 +19,7 @@ rule train_ddpm:
     resources:
         mem_mb=8000,
         runtime=120,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/train_ddpm.py"

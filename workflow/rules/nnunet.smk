@@ -15,6 +15,8 @@ rule nnunet_raw_dataset:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/nnunet_raw_dataset.py"
 
@@ -34,6 +36,8 @@ rule nnunet_plan:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/nnunet_plan.py"
 
@@ -53,6 +57,8 @@ rule nnunet_train:
     resources:
         mem_mb=6000,
         runtime=240,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/nnunet_train.py"
 
@@ -78,6 +84,8 @@ rule nnunet_predict:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/nnunet_predict.py"
 
@@ -95,5 +103,7 @@ checkpoint worst_validation:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/worst_validation.py"

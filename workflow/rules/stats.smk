@@ -20,6 +20,8 @@ rule utility_stats:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/utility_stats.py"
 
@@ -36,6 +38,8 @@ rule figure3:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/figure3.py"
 
@@ -58,5 +62,7 @@ rule prediction_examples:
     resources:
         mem_mb=2000,
         runtime=5,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/prediction_examples.py"

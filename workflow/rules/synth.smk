@@ -22,6 +22,8 @@ rule sample:
         runtime=60,
     group:
         "sample"
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/sample.py"
 
@@ -41,6 +43,8 @@ rule synthetic_quality:
     resources:
         mem_mb=4000,
         runtime=15,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/synthetic_quality.py"
 
@@ -63,5 +67,7 @@ rule figure2:
     resources:
         mem_mb=2000,
         runtime=5,
+    conda:
+        "../../envs/lungsynth.yaml"
     script:
         "../scripts/figure2.py"

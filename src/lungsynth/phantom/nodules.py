@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial.distance import cdist
 
 # HU at the centre of a nodule per mean texture rating (1 ground-glass ... 5 solid)
 TEXTURE_HU = ((1.0, -620.0), (2.0, -480.0), (3.0, -300.0), (4.0, -110.0), (5.0, 25.0))
@@ -35,32 +34,11 @@ class NoduleRegion:
     annotation_ids: tuple[int, ...]
 
 
-def min_distance_metric():
-    """pylidc's ``'min'`` metric (closest contour points, index units) with each
-    annotation's contour matrix computed once instead of once per pair."""
-    cache: dict[int, np.ndarray] = {}
-
-    def points(ann) -> np.ndarray:
-        if ann.id not in cache:
-            cache[ann.id] = ann.contours_matrix
-        return cache[ann.id]
-
-    def metric(a, b) -> float:
-        return float(cdist(points(a), points(b)).min())
-
-    return metric
-
-
-def cluster_nodules(scan) -> list[list]:
-    """The scan's annotations grouped into nodules, exactly as ``scan.cluster_annotations()``."""
-    if len(scan.annotations) == 0:
-        return []
-    return scan.cluster_annotations(metric=min_distance_metric(), verbose=False)
-
-
 def nodule_regions(scan, consensus_level: float = 0.5) -> list[NoduleRegion]:
     """Every cluster of the scan (also single-reader ones) as a :class:`NoduleRegion`."""
     from pylidc.utils import consensus  # imported after lungsynth.lidc.compat.import_pylidc
+
+    from ..lidc.annotations import cluster_nodules
 
     regions = []
     for label, cluster in enumerate(cluster_nodules(scan), start=1):
