@@ -31,7 +31,7 @@ from .checkpoint import load_state, save_model, save_state, state_fingerprint
 from .coordinates import PatchSampler, check_patch_fits
 from .intensity import hu_to_model
 from .network import build_network, check_divisible, count_parameters, network_config
-from ..runtime import autocast, resolve_device, set_threads
+from ..runtime import autocast, bf16_is_used, resolve_device, set_threads
 from .schedule import training_scheduler, training_target
 from .settings import DdpmSettings
 
@@ -219,7 +219,7 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
     log.info("DDPM training: %d cases of %s voxels, patch %s x %d, %d steps, net %s (%.2f M parameters), "
              "device %s, bf16 %s, %d threads", len(hu), volume_size, train.patch_size, train.batch_size,
              train.steps, list(settings.network.channels), count_parameters(trainer.model) / 1e6, device.type,
-             train.bf16, torch.get_num_threads())
+             bf16_is_used(device, train.bf16), torch.get_num_threads())
 
     def checkpoint(at_step: int) -> None:
         save_state(state_path, {

@@ -1,0 +1,41 @@
+import contextlib
+import logging
+
+import pytest
+import torch
+
+from lungsynth import runtime
+from lungsynth.errors import InputError
+
+
+def test_cpu_autocasts_to_bf16_where_it_has_fast_kernels(monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    with runtime.autocast(torch.device("cpu"), True):
+        out = torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4))
+    assert out.dtype == torch.bfloat16
+
+
+def test_cpu_without_fast_bf16_runs_fp32_with_one_warning(monkeypatch, caplog):
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="lungsynth"):
+        for _ in range(3):
+            context = runtime.autocast(torch.device("cpu"), True)
+            with context:
+                out = torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4))
+            assert isinstance(context, contextlib.nullcontext) and out.dtype == torch.float32
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+    assert "running in fp32" in caplog.records[0].message
+    assert not runtime.bf16_is_used(torch.device("cpu"), True)
+
+
+def test_bf16_off_is_never_used():
+    assert not runtime.bf16_is_used(torch.device("cpu"), False)
+    assert isinstance(runtime.autocast(torch.device("cpu"), False), contextlib.nullcontext)
+
+
+def test_cuda_asked_for_without_a_gpu_is_an_input_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="no CUDA device"):
+        runtime.resolve_device("cuda")
+    assert runtime.resolve_device("auto").type == "cpu"
