@@ -18,6 +18,7 @@ include: "workflow/rules/ddpm.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/nnunet.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/samplers.smk"
 
 
 rule all:

@@ -193,3 +193,36 @@ def test_without_the_trainers_seeding_runs_differ(preprocessed, tmp_path, monkey
     first = weights(train_run(preprocessed["dataset"], tmp_path / "x", settings, seed=7))
     second = weights(train_run(preprocessed["dataset"], tmp_path / "y", settings, seed=7))
     assert not all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_mask_fidelity_scores_each_volume_against_its_mask_and_relates_it_to_real_test_dice(
+        runs, toy_cases, tmp_path, preprocessed):
+    import pandas as pd
+
+    from lungsynth.nnunet.evaluate import dice_table
+    from lungsynth.pipeline.nnunet import mask_fidelity
+
+    from .toys import tiny_config
+
+    run_dir = tmp_path / "Real" / "run1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "model").symlink_to(runs["a"]["model"])
+    real = predict_cases(run_dir / "model", {"toy005": toy_cases["toy005"][0]}, tmp_path / "real",
+                         preprocessed["settings"].predict)
+    dice_table({"toy005": (toy_cases["toy005"][1], real["toy005"])}).to_csv(run_dir / "test_dice.csv", index=False)
+    # the "synthetic" volumes: toy004 with its own mask, and toy004's image against toy005's mask
+    images = [toy_cases["toy004"][0], tmp_path / "shifted.nii.gz"]
+    (tmp_path / "shifted.nii.gz").symlink_to(toy_cases["toy004"][0])
+    masks = [toy_cases["toy004"][1], tmp_path / "masks" / "shifted.nii.gz"]
+    masks[1].parent.mkdir()
+    masks[1].symlink_to(toy_cases["toy005"][1])
+    out = tmp_path / "fidelity.csv"
+    mask_fidelity([run_dir / "model"], images, masks, [run_dir / "test_dice.csv"], out, tiny_config(), threads=1)
+    table = pd.read_csv(out).set_index("case")
+    assert list(table.index) == ["shifted", "toy004", "summary"]
+    assert table.loc["toy004", "run"] == "run1"
+    assert table.loc["toy004", "dice"] > table.loc["shifted", "dice"]   # the nodule is where its own mask is
+    summary = table.loc["summary"]
+    assert summary["dice"] == pytest.approx(table.loc[["shifted", "toy004"], "dice"].mean())
+    assert summary["real_test_dice"] == pytest.approx(pd.read_csv(run_dir / "test_dice.csv")["dice"].mean())
+    assert summary["ratio"] == pytest.approx(summary["dice"] / summary["real_test_dice"])

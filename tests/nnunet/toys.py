@@ -37,8 +37,8 @@ def write_toy_cases(folder: Path, n: int, seed: int = 0, prefix: str = "toy") ->
     return cases
 
 
-def tiny_settings(**overrides) -> NnunetSettings:
-    """A plan and schedule small enough for a train+predict cycle in seconds."""
+def tiny_config(**overrides) -> dict:
+    """The ``nnunet:`` config section of :func:`tiny_settings`."""
     values = {
         "datasets": {"Real": 501, "Synthetic": 502, "Real+Synthetic": 503},
         "configuration": "3d_fullres", "plans_name": "lungsynthTiny", "runs": 2, "seed": 7,
@@ -47,4 +47,9 @@ def tiny_settings(**overrides) -> NnunetSettings:
         "predict": {"tile_batch": 4},
     }
     values.update(overrides)
-    return NnunetSettings.from_config(values)
+    return values
+
+
+def tiny_settings(**overrides) -> NnunetSettings:
+    """A plan and schedule small enough for a train+predict cycle in seconds."""
+    return NnunetSettings.from_config(tiny_config(**overrides))

@@ -111,3 +111,31 @@ def test_one_run_rebuilds_alone_and_reproduces_its_dice(dag, run_snakemake):
     result = run_snakemake(dag, "results/nnunet/Real/run2/test_dice.csv")
     assert result.returncode == 0, result.stdout[-3000:]
     pd.testing.assert_frame_equal(pd.read_csv(target), before)   # same seed, same threads: same Dice
+
+
+def test_fidelity_relates_synthetic_dice_to_the_real_test_dice_of_the_real_run(dag):
+    for name in ("general", "targeted"):
+        table = pd.read_csv(dag / f"results/synthetic/{name}/fidelity.csv", dtype={"case": str})
+        volumes = sorted(p.name.removesuffix(".nii.gz") for p in (dag / f"results/synthetic/{name}").glob("*.nii.gz"))
+        assert sorted(table.case[:-1]) == volumes and (table.run[:-1] == "run1").all()
+        assert table.dice.between(0, 1).all()
+        real = pd.read_csv(dag / "results/nnunet/Real/run1/test_dice.csv")["dice"].mean()
+        assert table.real_test_dice.iloc[-1] == pytest.approx(real)
+
+
+def test_sampler_comparison_scores_the_same_masks_by_every_sampler(dag, run_snakemake):
+    result = run_snakemake(dag, "results/samplers/comparison.csv")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = pd.read_csv(dag / "results/samplers/comparison.csv", dtype={"case": str})
+    case = json.loads((dag / "results/data/splits.json").read_text())["validation"][0]
+    per_volume = table[~table.case.isin(["mean", "relative_to_ddpm"])]
+    assert sorted(per_volume.sampler) == ["ddim2", "ddpm"] and set(per_volume.case) == {case}
+    relative = table[table.case == "relative_to_ddpm"].set_index("sampler")
+    assert (relative.loc["ddpm", ["contrast_hu", "mean_hu_lung"]] == 0).all()
+    assert (dag / "results/samplers/comparison.png").stat().st_size > 10_000
+    ddpm, ddim = (read_volume(dag / f"results/samplers/{s}/{case}.nii.gz") for s in ("ddpm", "ddim2"))
+    assert ddpm.shape == ddim.shape and not np.array_equal(ddpm, ddim)
+
+
+def read_volume(path):
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 from lungsynth.pipeline.ddpm import source_case
+from lungsynth.pipeline.samplers import sampler_settings
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -37,6 +38,7 @@ ARMS = ["Real", "Synthetic", "RealSynthetic"]
 wildcard_constraints:
     case=r"[^/]+",
     set=r"general|targeted",
+    sampler=r"ddpm|ddim[1-9][0-9]*",
     arm="|".join(ARMS),
     run=r"\d+",
 
@@ -82,6 +84,30 @@ def synthetic_paths(name, kind):
 def run_files(arm, name):
     """``results/nnunet/<arm>/run<k>/<name>`` for every run k of an arm."""
     return [f"results/nnunet/{arm}/run{k}/{name}" for k in range(1, config["nnunet"]["runs"] + 1)]
+
+
+def generation_settings():
+    """The `sampling:` section without `quality` and `per_mask`: what one generated volume depends
+    on (so changing a quality metric or the size of the targeted set regenerates nothing)."""
+    return {key: value for key, value in config["sampling"].items() if key not in ("quality", "per_mask")}
+
+
+def fidelity_files(name):
+    """``name`` (model | test_dice.csv) of the Real runs that score mask fidelity."""
+    return run_files("Real", name)[: config["sampling"]["quality"]["fidelity_runs"]]
+
+
+def sampler_comparison_inputs(wildcards):
+    """The first `sampler_comparison.cases` validation cases by every compared sampler."""
+    cases = case_split()["validation"][: config["sampler_comparison"]["cases"]]
+    inputs = {f"volumes_{name}": expand(f"results/samplers/{name}/{{case}}.nii.gz", case=cases)
+              for name in config["sampler_comparison"]["samplers"]}
+    return inputs | {
+        "masks": expand("results/data/masks/{case}.nii.gz", case=cases),
+        "real": expand("results/data/images/{case}.nii.gz", case=cases),
+        "reference": split_paths("train", "images"),
+        "models": fidelity_files("model"),
+    }
 
 
 def arm_inputs(wildcards):
@@ -137,7 +163,7 @@ def ddpm_outputs(wildcards):
 def utility_outputs(wildcards):
     return ["results/table1.csv", "results/figures/figure3.png", "results/figures/predictions.png"] + [
         f"results/synthetic/targeted/{name}" for name in ("quality.csv", "figure2.png")
-    ]
+    ] + [f"results/synthetic/{set}/fidelity.csv" for set in ("general", "targeted")]
 
 
 def all_outputs(wildcards):

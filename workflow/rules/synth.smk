@@ -15,7 +15,7 @@ rule sample:
     benchmark:
         "benchmarks/synthetic/{set}/{case}.tsv"
     params:
-        settings=config["sampling"],
+        settings=generation_settings(),
     threads: 1
     resources:
         mem_mb=4000,
@@ -71,3 +71,27 @@ rule figure2:
         "../../envs/lungsynth.yaml"
     script:
         "../scripts/figure2.py"
+
+
+rule synthetic_fidelity:
+    input:
+        images=lambda wildcards: synthetic_paths(wildcards.set, "images"),
+        masks=lambda wildcards: synthetic_paths(wildcards.set, "masks"),
+        models=lambda wildcards: fidelity_files("model"),
+        real_test=lambda wildcards: fidelity_files("test_dice.csv"),
+    output:
+        report("results/synthetic/{set}/fidelity.csv", caption="../report/fidelity.rst", category="DDPM"),
+    log:
+        "logs/synthetic/{set}/fidelity.log",
+    benchmark:
+        "benchmarks/synthetic/{set}/fidelity.tsv"
+    params:
+        settings=config["nnunet"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/lungsynth.yaml"
+    script:
+        "../scripts/synthetic_fidelity.py"

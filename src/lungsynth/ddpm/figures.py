@@ -84,3 +84,33 @@ def figure2(cases: Sequence[dict], window: tuple[float, float] = LUNG_WINDOW_HU,
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def samples_grid(rows: dict, window: tuple[float, float] = LUNG_WINDOW_HU, title: str = ""):
+    """One row per setting (e.g. sampler), one column per case, at each case's largest nodule slice,
+    mask outlined: ``rows`` maps a label to ``[(case, hu (D, H, W), mask (D, H, W)), ...]``, the
+    same cases in the same order in every row (put the real crops last as the reference)."""
+    labels = list(rows)
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(labels), n, figsize=(2.3 * n, 2.3 * len(labels)), squeeze=False)
+    for r, label in enumerate(labels):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(rows[label]):
+                ax.set_axis_off()
+                continue
+            case, hu, mask = rows[label][c]
+            mask = np.asarray(mask) > 0
+            z = nodule_slice(mask)
+            ax.imshow(np.asarray(hu)[z], cmap="gray", vmin=window[0], vmax=window[1], interpolation="nearest")
+            if mask[z].any():
+                ax.contour(mask[z].astype(float), levels=[0.5], colors="red", linewidths=0.7)
+            if r == 0:
+                ax.set_title(f"{case}\nz = {z}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

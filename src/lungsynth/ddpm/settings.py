@@ -208,16 +208,19 @@ class DdpmSettings:
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """Per-volume quality metrics: lung by HU threshold, shell width around the nodule."""
+    """Per-volume quality metrics: lung by HU threshold, shell width around the nodule, and how many
+    Real nnU-Net runs score the mask fidelity (the workflow's ``fidelity.csv``)."""
 
     shell_mm: float = 3.0
     lung_threshold_hu: float = -400.0
     max_lung_values: int = 200_000
+    fidelity_runs: int = 1
 
     def __post_init__(self):
         where = "sampling.quality"
         _coerce(self, where)
-        _positive(where, shell_mm=self.shell_mm, max_lung_values=self.max_lung_values)
+        _positive(where, shell_mm=self.shell_mm, max_lung_values=self.max_lung_values,
+                  fidelity_runs=self.fidelity_runs)
 
 
 @dataclass(frozen=True)

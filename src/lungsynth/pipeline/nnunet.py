@@ -7,6 +7,7 @@ Arms travel through the workflow as folder-safe tokens (``Real``, ``Synthetic``,
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -154,3 +155,49 @@ def prediction_examples(per_case_csv, worst_csv, images, masks, predictions: dic
     predicted = {arm: {c: Path(folder) / "test" / f"{c}.nii.gz" for c in cases} for arm, folder in predictions.items()}
     examples = load_examples(cases, by_case(images), by_case(masks), predicted, dice)
     save_figure(out_png, prediction_examples_figure(examples))
+
+
+
+def fidelity_dice(model_dirs, pairs: dict, settings: dict, threads: int) -> pd.DataFrame:
+    """Dice of each run's prediction of each synthetic volume against its conditioning mask.
+
+    ``pairs``: ``case -> (synthetic image, conditioning mask)``; ``model_dirs``: nnU-Net runs
+    (``results/nnunet/<arm>/run<k>/model``). One row per case and run (column ``run``: the run's
+    folder name, ``run<k>``).
+    """
+    from ..nnunet.evaluate import dice_table
+    from ..nnunet.run import predict_cases
+
+    s = _settings(settings)
+    tables = []
+    for model_dir in model_dirs:
+        run = Path(model_dir).parent.name
+        with tempfile.TemporaryDirectory(prefix="fidelity-") as scratch:
+            predicted = predict_cases(model_dir, {c: image for c, (image, _) in pairs.items()}, scratch,
+                                      s.predict, threads=threads)
+            table = dice_table({c: (mask, predicted[c]) for c, (_, mask) in pairs.items()}, s.empty_dice)
+        tables.append(table.assign(run=run))
+    return pd.concat(tables, ignore_index=True)
+
+
+def mask_fidelity(model_dirs, synthetic_paths, mask_paths, real_test_dice_csvs, out_csv, settings: dict,
+                  threads: int) -> None:
+    """results/synthetic/<set>/fidelity.csv: does a model trained on real data find the nodule where
+    the mask put it?
+
+    Each Real run in ``model_dirs`` predicts every synthetic volume; the Dice is taken against the
+    volume's conditioning mask (:func:`fidelity_dice`). The ``summary`` row holds the mean over
+    volumes and runs, the same runs' mean Dice on the real test cases (``real_test_dice_csvs``, in
+    the order of ``model_dirs``), and their ratio (1 = as findable as the real nodules).
+    """
+    per_volume = fidelity_dice(model_dirs, _pairs(synthetic_paths, mask_paths), settings, threads)
+    real = {Path(csv).parent.name: pd.read_csv(csv)["dice"].mean() for csv in real_test_dice_csvs}
+    per_volume["real_test_dice"] = per_volume["run"].map(real)
+    synthetic, real_mean = per_volume["dice"].mean(), float(pd.Series(real).mean())
+    summary = {"case": "summary", "run": "all", "dice": synthetic, "real_test_dice": real_mean,
+               "ratio": synthetic / real_mean if real_mean > 0 else float("nan")}
+    columns = ["case", "run", "dice", "real_test_dice", "ratio", "tp", "fp", "fn", "truth_voxels", "predicted_voxels"]
+    out = pd.concat([per_volume, pd.DataFrame([summary])], ignore_index=True).reindex(columns=columns)
+    log.info("mask fidelity: Dice %.4f on synthetic volumes, %.4f on real test cases (ratio %.3f)",
+             synthetic, real_mean, summary["ratio"])
+    write_csv(out_csv, out)

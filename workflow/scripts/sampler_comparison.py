@@ -1,0 +1,8 @@
+from lungsynth.pipeline import samplers
+from lungsynth.scripting import run
+
+volumes = {name: snakemake.input[f"volumes_{name}"] for name in snakemake.params.samplers}
+run(snakemake, lambda: samplers.compare(
+    volumes, snakemake.input.masks, snakemake.input.real, snakemake.input.reference, snakemake.input.models,
+    snakemake.output.table, snakemake.output.figure, snakemake.params.sampling, snakemake.params.nnunet,
+    snakemake.threads))
