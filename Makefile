@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: install demo test test-fast lint report benchmark clean clean-dicom clean-all lock
+.PHONY: install demo test test-fast lint report benchmark benchmark-samplers clean clean-dicom clean-all lock
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) all
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html all
+
+## the phantom benchmark (docs/benchmark.md): the same DAG at the size where the method shows what it
+## is worth, in $(BENCH_RUN)/ (results/, logs/, benchmarks/); resumes where it stopped
+BENCH_RUN ?= runs/benchmark
+BENCH = $(BIN)/snakemake --directory $(BENCH_RUN) --cores $(CORES)
+BENCH_CONFIG = --configfile $(CURDIR)/config/benchmark.yaml
+benchmark: $(STAMP)
+	$(BENCH) all $(BENCH_CONFIG)
+	$(BENCH) --report results/report.html all $(BENCH_CONFIG)
+
+## the benchmark's sampler comparison: DDPM (1000 steps) against DDIM at 10/25/50/100 steps
+benchmark-samplers: $(STAMP)
+	$(BENCH) results/samplers/comparison.csv $(BENCH_CONFIG)
 
 ## the HTML report of what has been run (Table 1, figures, loss curve, quality table)
 report: $(STAMP)

@@ -109,3 +109,30 @@ def test_sampler_with_an_oracle_denoiser_recovers_the_clean_volume(sampler, step
                         overlap=0.5, generator=torch.Generator().manual_seed(0))
     expected = OracleDenoiser.x0(coordinate_grid(mask.shape)[None])[0, 0]
     torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
+
+
+class ResidualOracle(OracleDenoiser):
+    """The oracle of a model trained relative to a mean image: its clean data are x0 - mean."""
+
+    def __init__(self, alphas_cumprod, mean):
+        super().__init__(alphas_cumprod)
+        self.mean = mean
+
+    def forward(self, inputs, timesteps):
+        a = self.alphas_cumprod[timesteps].view(-1, 1, 1, 1, 1)
+        residual = self.x0(inputs[:, 2:]) - self.mean
+        return (inputs[:, :1] - a.sqrt() * residual) / (1 - a).sqrt()
+
+
+def test_sampling_relative_to_a_mean_image_adds_it_back():
+    from lungsynth.ddpm.coordinates import coordinate_grid
+    from lungsynth.ddpm.schedule import training_scheduler
+
+    schedule = ScheduleSettings()
+    mask = np.zeros((8, 12, 16), np.uint8)
+    expected = OracleDenoiser.x0(coordinate_grid(mask.shape)[None])[0, 0]
+    mean = 0.3 - 0.5 * expected     # residuals x0 - mean = 1.5 x0 - 0.3 reach -1.5: outside [-1, 1]
+    oracle = ResidualOracle(training_scheduler(schedule).alphas_cumprod, mean)
+    out = sample_volume(oracle, mask, schedule, sampler="ddim", steps=10, generator=torch.Generator().manual_seed(0),
+                        mean_image=mean)
+    torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)

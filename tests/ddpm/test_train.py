@@ -42,7 +42,7 @@ def test_model_file_records_what_sampling_needs(tmp_path):
         assert key in payload
     assert payload["volume_size"] == [16, 16, 24] and payload["patch_size"] == [8, 8, 8]
     assert payload["step"] == 3 and payload["spacing"] == [2.5, 1.0, 1.0]
-    assert payload["intensity"] == {"hu_min": -1024.0, "hu_max": 1024.0}
+    assert payload["intensity"] == {"hu_min": -1024.0, "hu_max": 1024.0, "mean_image": False}
     assert (tmp_path / "model.pt.state").exists()  # the resumable state is a separate file
 
 
@@ -135,3 +135,37 @@ def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path)
     adam_steps = {int(s["step"]) for s in final["optimizer"]["state"].values()}
     assert adam_steps == {killed_at + 7} and int(final["ema"]["n_averaged"]) == killed_at + 7
     assert load_model(model).step == killed_at + 7
+
+
+def test_mean_image_model_stores_the_mean_crop_and_learns_the_difference_to_it(tmp_path):
+    from lungsynth.ddpm.intensity import hu_to_model
+    from lungsynth.ddpm.sample import sample_case
+    from lungsynth.ddpm.settings import DdpmSettings, SamplingSettings
+
+    images, masks = toy_volumes()
+    base = tiny_settings(steps=3)
+    settings = DdpmSettings(network=base.network, schedule=base.schedule, training=base.training,
+                            intensity=type(base.intensity)(mean_image=True))
+    train_ddpm(images, masks, settings, tmp_path / "model.pt", progress=False)
+    loaded = load_model(tmp_path / "model.pt")
+    expected = np.mean([hu_to_model(i, settings.intensity) for i in images], axis=0)
+    np.testing.assert_allclose(loaded.mean_image.numpy(), expected, atol=1e-6)
+    hu = sample_case(loaded, masks[0], case_id="a", settings=SamplingSettings(steps=3, bf16=False))
+    assert hu.shape == masks[0].shape and -1024 <= hu.min() and hu.max() <= 1024
+    plain = load_model(train_ddpm(images, masks, base, tmp_path / "plain.pt", progress=False).model_path)
+    assert plain.mean_image is None
+
+
+def test_mean_image_model_without_its_mean_is_a_clear_error(tmp_path):
+    from lungsynth.ddpm.settings import DdpmSettings
+
+    images, masks = toy_volumes(2)
+    base = tiny_settings(steps=2)
+    settings = DdpmSettings(network=base.network, schedule=base.schedule, training=base.training,
+                            intensity=type(base.intensity)(mean_image=True))
+    train_ddpm(images, masks, settings, tmp_path / "model.pt", progress=False)
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    payload["mean_image"] = None
+    torch.save(payload, tmp_path / "broken.pt")
+    with pytest.raises(InputError, match="mean image is missing"):
+        load_model(tmp_path / "broken.pt")

@@ -4,7 +4,8 @@ Two files, written atomically (``torch.save`` to a temporary sibling, then ``os.
 
 - the **model** (e.g. ``results/ddpm/model.pt``), written once when training ends: the EMA
   weights plus everything needed to sample without a config (network arguments, noise schedule,
-  intensity window, volume and patch size, voxel spacing, training-data hash, step);
+  intensity window (and the mean image, if the model is relative to one), volume and patch size,
+  voxel spacing, training-data hash, step);
 - the **training state** (``model.pt.state`` by default), rewritten every ``checkpoint_every``
   steps: weights, optimizer, EMA, random-generator state and the loss history, tagged with a
   fingerprint of the settings and data so a stale state from another configuration is ignored.
@@ -80,6 +81,7 @@ class LoadedModel:
     data_hash: str
     step: int
     settings: dict
+    mean_image: torch.Tensor | None = None   # (D, H, W) model intensity the samples are relative to
 
     @property
     def levels(self) -> int:
@@ -107,7 +109,7 @@ def _mm(spacing) -> str:
 
 def save_model(path, ema_model: torch.nn.Module, *, settings: DdpmSettings, network: dict,
                volume_size: Sequence[int], spacing: Sequence[float] | None, data_hash: str, step: int,
-               n_cases: int | None = None) -> None:
+               n_cases: int | None = None, mean_image: torch.Tensor | None = None) -> None:
     """Write the model checkpoint (EMA weights + everything sampling needs), atomically."""
     payload = {
         "format": MODEL_FORMAT,
@@ -124,6 +126,7 @@ def save_model(path, ema_model: torch.nn.Module, *, settings: DdpmSettings, netw
         "step": int(step),
         "settings": plain(settings),
         "ema_state_dict": {k: v.detach().cpu().clone() for k, v in ema_model.state_dict().items()},
+        "mean_image": None if mean_image is None else mean_image.detach().cpu().to(torch.float32).clone(),
     }
     save_atomic(path, payload)
 
@@ -156,12 +159,19 @@ def load_model(path, device: str | torch.device = "cpu") -> LoadedModel:
         detail = str(err).strip().splitlines()[0][:200]
         raise InputError(path, f"weights do not match the recorded network ({detail})") from None
     model.to(device).eval().requires_grad_(False)
+    mean = payload.get("mean_image")
+    if intensity.mean_image and (not isinstance(mean, torch.Tensor) or
+                                 tuple(mean.shape) != tuple(int(v) for v in payload["volume_size"])):
+        raise InputError(path, f"trained relative to a mean image, but the checkpoint's mean image is "
+                               f"{'missing' if mean is None else tuple(getattr(mean, 'shape', ()))}, not of "
+                               f"the volume size {payload['volume_size']}")
     return LoadedModel(
         path=path, model=model, network=payload["network"], schedule=schedule, intensity=intensity,
         volume_size=tuple(int(v) for v in payload["volume_size"]),
         patch_size=tuple(int(p) for p in payload["patch_size"]),
         spacing=None if payload["spacing"] is None else tuple(float(s) for s in payload["spacing"]),
         data_hash=str(payload["data_hash"]), step=int(payload["step"]), settings=payload["settings"],
+        mean_image=mean if intensity.mean_image else None,
     )
 
 

@@ -33,6 +33,20 @@ def model_to_hu(x, window: IntensitySettings):
     return (x + 1.0) * ((hi - lo) / 2.0) + lo
 
 
+def mean_image(hu: torch.Tensor, window: IntensitySettings) -> torch.Tensor:
+    """The voxel-wise mean of the training crops ``(N, D, H, W)`` HU in model intensity: ``(D, H, W)``."""
+    total = torch.zeros(hu.shape[1:], dtype=torch.float64)
+    for volume in hu:  # one case at a time: no (N, D, H, W) float copy
+        total += hu_to_model(volume, window).to(torch.float64)
+    return (total / len(hu)).to(torch.float32)
+
+
+def data_range(window: IntensitySettings) -> float:
+    """Bound of what the diffusion models: images in [-1, 1], or their difference to the mean image
+    in [-2, 2]; the schedulers clip the predicted x_0 to ``[-bound, bound]``."""
+    return 2.0 if window.mean_image else 1.0
+
+
 def to_hu_int16(x, window: IntensitySettings) -> np.ndarray:
     """Model intensity -> HU rounded to int16 (the dtype of the project's CT NIfTIs)."""
     hu = model_to_hu(x, window)

@@ -89,14 +89,17 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
                   steps: int | None = 50, eta: float = 0.0, mode: str = "whole",
                   window: Sequence[int] | None = None, overlap: float = 0.5, blend: str = "gaussian",
                   window_batch: int = 1, bf16: bool = False, generator: torch.Generator | None = None,
-                  device: str | torch.device = "cpu", progress: bool = False) -> torch.Tensor:
+                  device: str | torch.device = "cpu", progress: bool = False,
+                  mean_image: torch.Tensor | None = None) -> torch.Tensor:
     """Generate one volume for ``mask (D, H, W)``; returns ``(D, H, W)`` float32 in [-1, 1].
 
     ``sampler`` ``ddpm`` runs all T steps (``steps`` ignored unless it differs from T: error);
     ``ddim`` runs ``steps`` steps with noise weight ``eta`` (0 = deterministic given x_T).
+    ``mean_image (D, H, W)``: the model generates the difference to it (in [-2, 2]), added here.
     """
     device = torch.device(device)
-    scheduler = sampling_scheduler(schedule, sampler, None if sampler == "ddpm" and steps is None else steps)
+    scheduler = sampling_scheduler(schedule, sampler, None if sampler == "ddpm" and steps is None else steps,
+                                   clip=1.0 if mean_image is None else 2.0)
     condition = whole_condition(mask).to(device)
     denoise = Denoiser(model, condition, mode=mode, window=window, overlap=overlap, blend=blend,
                        window_batch=window_batch, bf16=bf16)
@@ -111,7 +114,10 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
             x, _ = scheduler.step(prediction, t, x, eta=eta, generator=generator)
         else:
             x, _ = scheduler.step(prediction, t, x, generator=generator)
-    return x[0, 0].clamp(-1.0, 1.0)
+    x = x[0, 0]
+    if mean_image is not None:
+        x = x + mean_image.to(device=x.device, dtype=x.dtype)
+    return x.clamp(-1.0, 1.0)
 
 
 def _mask_array(mask, where: str) -> np.ndarray:
@@ -154,7 +160,7 @@ def sample_case(checkpoint: str | Path | LoadedModel, mask, *, case_id: str,
                        steps=None if settings.sampler == "ddpm" else settings.steps, eta=settings.eta,
                        mode=settings.mode, window=loaded.patch_size, overlap=settings.window_overlap,
                        blend=settings.window_blend, window_batch=settings.window_batch, bf16=settings.bf16,
-                       generator=generator, device=device, progress=progress)
+                       generator=generator, device=device, progress=progress, mean_image=loaded.mean_image)
     return to_hu_int16(x0, loaded.intensity)
 
 

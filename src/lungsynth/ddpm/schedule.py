@@ -16,8 +16,10 @@ from ..errors import InputError
 from .settings import ScheduleSettings
 
 
-def _schedule_args(settings: ScheduleSettings) -> dict:
+def _schedule_args(settings: ScheduleSettings, clip: float = 1.0) -> dict:
     return {
+        "clip_sample_min": -float(clip),
+        "clip_sample_max": float(clip),
         "num_train_timesteps": settings.num_train_timesteps,
         "schedule": settings.schedule,
         "beta_start": settings.beta_start,
@@ -32,8 +34,10 @@ def training_scheduler(settings: ScheduleSettings) -> DDPMScheduler:
     return DDPMScheduler(**_schedule_args(settings))
 
 
-def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | None = None):
-    """A DDPM (all T steps) or DDIM (``steps`` steps) scheduler with its timesteps set.
+
+def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | None = None, clip: float = 1.0):
+    """A DDPM (all T steps) or DDIM (``steps`` steps) scheduler with its timesteps set; with
+    ``clip_sample`` the predicted x_0 is clipped to ``[-clip, clip]``.
 
     DDPM in MONAI always steps from t to t-1, so it runs all ``T`` steps; asking it for fewer is
     an InputError (use DDIM).
@@ -43,14 +47,14 @@ def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | No
         if steps not in (None, T):
             raise InputError("sampling.steps", f"the DDPM sampler runs all {T} steps (got {steps}); "
                                                f"use the DDIM sampler for fewer")
-        scheduler = DDPMScheduler(**_schedule_args(settings))
+        scheduler = DDPMScheduler(**_schedule_args(settings, clip))
         scheduler.set_timesteps(T)
         return scheduler
     if sampler == "ddim":
         steps = 50 if steps is None else int(steps)
         if not 1 <= steps <= T:
             raise InputError("sampling.steps", f"DDIM steps must be in 1..{T}, got {steps}")
-        scheduler = DDIMScheduler(**_schedule_args(settings))
+        scheduler = DDIMScheduler(**_schedule_args(settings, clip))
         set_sampling_steps(scheduler, steps)
         return scheduler
     raise InputError("sampling.sampler", f"expected ddim or ddpm, got {sampler!r}")

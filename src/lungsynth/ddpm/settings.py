@@ -128,10 +128,14 @@ class ScheduleSettings:
 
 @dataclass(frozen=True)
 class IntensitySettings:
-    """HU window mapped linearly to [-1, 1]; values outside are clipped."""
+    """HU window mapped linearly to [-1, 1]; values outside are clipped. With ``mean_image`` the
+    diffusion models the difference to the voxel-wise mean of the training crops (in [-2, 2]),
+    which sampling adds back: the layout of an average chest no longer has to be learnt from the
+    coordinate channels, which GroupNorm makes slow to learn (see docs/benchmark.md)."""
 
     hu_min: float = -1024.0
     hu_max: float = 1024.0
+    mean_image: bool = False
 
     def __post_init__(self):
         _coerce(self, "ddpm.intensity")

@@ -28,8 +28,8 @@ from tqdm import tqdm
 from ..errors import InputError
 from ..io import save_figure, write_csv
 from .checkpoint import load_state, save_model, save_state, state_fingerprint
-from .coordinates import PatchSampler, check_patch_fits
-from .intensity import hu_to_model
+from .coordinates import PatchSampler, check_patch_fits, crop
+from .intensity import hu_to_model, mean_image
 from .network import build_network, check_divisible, count_parameters, network_config
 from ..runtime import autocast, bf16_is_used, resolve_device, set_threads
 from .schedule import training_scheduler, training_target
@@ -126,6 +126,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(train.seed)
         self.scheduler = training_scheduler(settings.schedule)
         self.sampler = PatchSampler(hu, nodules, train.patch_size, train.nodule_patch_fraction)
+        # (D, H, W): what the diffusion is relative to (ddpm.intensity.mean_image), else None
+        self.mean_image = mean_image(hu, settings.intensity) if settings.intensity.mean_image else None
 
     def step(self, step: int) -> tuple[float, float]:
         """Optimisation step number ``step`` (1-based): returns ``(loss, learning rate)``."""
@@ -133,8 +135,10 @@ class Trainer:
         lr = learning_rate_at(step, train.learning_rate, train.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        patch_hu, condition, _ = self.sampler.sample(train.batch_size, self.generator)
+        patch_hu, condition, where = self.sampler.sample(train.batch_size, self.generator)
         x0 = hu_to_model(patch_hu, self.settings.intensity)
+        if self.mean_image is not None:
+            x0 = x0 - torch.stack([crop(self.mean_image, corner, train.patch_size)[None] for _, corner in where])
         noise = torch.randn(x0.shape, generator=self.generator)
         timesteps = torch.randint(0, self.scheduler.num_train_timesteps, (train.batch_size,),
                                   generator=self.generator)
@@ -242,7 +246,7 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
     bar.close()
 
     save_model(model_path, trainer.ema.module, settings=settings, network=trainer.network, volume_size=volume_size,
-               spacing=spacing, data_hash=data_hash, step=step, n_cases=len(hu))
+               spacing=spacing, data_hash=data_hash, step=step, n_cases=len(hu), mean_image=trainer.mean_image)
     losses = loss_table(rows)
     if loss_csv:
         write_csv(loss_csv, losses)
