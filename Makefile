@@ -23,7 +23,7 @@ demo: $(STAMP)
 ## the phantom benchmark (docs/benchmark.md): the same DAG at the size where the method shows what it
 ## is worth, in $(BENCH_RUN)/ (results/, logs/, benchmarks/); resumes where it stopped
 BENCH_RUN ?= runs/benchmark
-BENCH = $(BIN)/snakemake --directory $(BENCH_RUN) --cores $(CORES)
+BENCH = $(BIN)/snakemake --set-threads train_ddpm=1 --directory $(BENCH_RUN) --cores $(CORES)
 BENCH_CONFIG = --configfile $(CURDIR)/config/benchmark.yaml
 benchmark: $(STAMP)
 	$(BENCH) all $(BENCH_CONFIG)
