@@ -41,12 +41,6 @@ def mean_image(hu: torch.Tensor, window: IntensitySettings) -> torch.Tensor:
     return (total / len(hu)).to(torch.float32)
 
 
-def data_range(window: IntensitySettings) -> float:
-    """Bound of what the diffusion models: images in [-1, 1], or their difference to the mean image
-    in [-2, 2]; the schedulers clip the predicted x_0 to ``[-bound, bound]``."""
-    return 2.0 if window.mean_image else 1.0
-
-
 def to_hu_int16(x, window: IntensitySettings) -> np.ndarray:
     """Model intensity -> HU rounded to int16 (the dtype of the project's CT NIfTIs)."""
     hu = model_to_hu(x, window)

@@ -98,6 +98,7 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
     ``mean_image (D, H, W)``: the model generates the difference to it (in [-2, 2]), added here.
     """
     device = torch.device(device)
+    # x_0 is an image in [-1, 1], or its difference to the mean image in [-2, 2]
     scheduler = sampling_scheduler(schedule, sampler, None if sampler == "ddpm" and steps is None else steps,
                                    clip=1.0 if mean_image is None else 2.0)
     condition = whole_condition(mask).to(device)

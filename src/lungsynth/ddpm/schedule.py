@@ -34,7 +34,6 @@ def training_scheduler(settings: ScheduleSettings) -> DDPMScheduler:
     return DDPMScheduler(**_schedule_args(settings))
 
 
-
 def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | None = None, clip: float = 1.0):
     """A DDPM (all T steps) or DDIM (``steps`` steps) scheduler with its timesteps set; with
     ``clip_sample`` the predicted x_0 is clipped to ``[-clip, clip]``.
