@@ -136,3 +136,12 @@ def test_sampling_relative_to_a_mean_image_adds_it_back():
     out = sample_volume(oracle, mask, schedule, sampler="ddim", steps=10, generator=torch.Generator().manual_seed(0),
                         mean_image=mean)
     torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
+
+
+def test_sampling_logs_its_progress_at_each_tenth(tiny_checkpoint, mask, caplog):
+    model = load_model(tiny_checkpoint).model
+    with caplog.at_level("INFO", logger="lungsynth.ddpm"):
+        sample_volume(model, mask, ScheduleSettings(), steps=25, generator=torch.Generator().manual_seed(0))
+    steps = [r.getMessage() for r in caplog.records if "step" in r.getMessage()]
+    # every third step of 25 (ceil(25 / 10) = 3) and the last one
+    assert len(steps) == 9 and steps[0].startswith("sample ddim: step 3/25") and "step 25/25" in steps[-1]
