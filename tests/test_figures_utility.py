@@ -49,8 +49,8 @@ def test_prediction_examples_figure_has_truth_and_one_panel_per_model(tmp_path):
     examples = [{"case": c, "image": image, "truth": truth,
                  "predictions": {"Real": truth, "Real+Synthetic": np.zeros_like(truth)},
                  "dice": {"Real": 1.0, "Real+Synthetic": 0.0}} for c in ("t1", "t2")]
-    fig = prediction_examples_figure(examples)
-    assert len(fig.axes) == 6
+    fig = prediction_examples_figure(examples, title="run 1 of each arm")
+    assert len(fig.axes) == 6 and fig._suptitle.get_text().startswith("run 1 of each arm\n")
     assert "Dice 1.000" in fig.axes[1].get_title() and fig.axes[2].get_title().startswith("Real+Synthetic")
     save_figure(tmp_path / "examples.png", fig)
     assert (tmp_path / "examples.png").exists()

@@ -77,13 +77,13 @@ def example_slice(truth: np.ndarray, predictions: Mapping[str, np.ndarray]) -> i
     return truth.shape[0] // 2
 
 
-def prediction_examples_figure(examples: Sequence[Mapping]):
+def prediction_examples_figure(examples: Sequence[Mapping], title: str = ""):
     """Test cases with the truth and each model's prediction on one axial slice.
 
     ``examples``: dicts with ``case``, ``image`` (HU, ``(z, y, x)``), ``truth`` (mask) and
     ``predictions`` (``model -> mask``), optionally ``dice`` (``model -> float``). One row per
     case: the image with the truth outlined, then one panel per model with its mask filled
-    and the truth outlined.
+    and the truth outlined. ``title`` goes above the legend line (say which runs are shown).
     """
     examples = list(examples)
     models = list(examples[0]["predictions"]) if examples else []
@@ -99,7 +99,7 @@ def prediction_examples_figure(examples: Sequence[Mapping]):
             _show(ax, image[z], truth[z], mask[z], color)
             dice = example.get("dice", {}).get(model)
             ax.set_title(model + ("" if dice is None else f"\nDice {dice:.3f}"), fontsize=9)
-    fig.suptitle("filled: prediction; outline: truth", fontsize=9)
+    fig.suptitle((f"{title}\n" if title else "") + "filled: prediction; outline: truth", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -154,7 +154,9 @@ def prediction_examples(per_case_csv, worst_csv, images, masks, predictions: dic
     by_case = lambda paths: {case_id_of(Path(p)): p for p in paths}  # noqa: E731
     predicted = {arm: {c: Path(folder) / "test" / f"{c}.nii.gz" for c in cases} for arm, folder in predictions.items()}
     examples = load_examples(cases, by_case(images), by_case(masks), predicted, dice)
-    save_figure(out_png, prediction_examples_figure(examples))
+    save_figure(out_png, prediction_examples_figure(
+        examples, title="run 1 of each arm; test cases of the largest gain, largest loss and median change "
+                        "of Dice averaged over all runs"))
 
 
 
