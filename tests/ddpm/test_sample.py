@@ -145,3 +145,11 @@ def test_sampling_logs_its_progress_at_each_tenth(tiny_checkpoint, mask, caplog)
     steps = [r.getMessage() for r in caplog.records if "step" in r.getMessage()]
     # every third step of 25 (ceil(25 / 10) = 3) and the last one
     assert len(steps) == 9 and steps[0].startswith("sample ddim: step 3/25") and "step 25/25" in steps[-1]
+
+
+def test_sampling_with_a_progress_bar_writes_no_progress_records(tiny_checkpoint, mask, caplog):
+    model = load_model(tiny_checkpoint).model
+    with caplog.at_level("INFO", logger="lungsynth.ddpm"):
+        sample_volume(model, mask, ScheduleSettings(), steps=5, progress=True,
+                      generator=torch.Generator().manual_seed(0))
+    assert not [r for r in caplog.records if "step" in r.getMessage()]

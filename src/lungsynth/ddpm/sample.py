@@ -91,12 +91,12 @@ class ProgressLog:
 
     def __init__(self, what: str, total: int, parts: int = 10):
         self.what, self.total, self.done = what, total, 0
-        self.every = max(1, -(-total // parts))
+        self.every = max(1, -(-total // parts)) if parts > 0 else 0  # parts 0: silent
         self.started = time.perf_counter()
 
     def step(self) -> None:
         self.done += 1
-        if self.done % self.every and self.done != self.total:
+        if not self.every or (self.done % self.every and self.done != self.total):
             return
         elapsed = time.perf_counter() - self.started
         left = elapsed / self.done * (self.total - self.done)
@@ -129,7 +129,7 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
     timesteps = [int(t) for t in scheduler.timesteps]
     bar = tqdm(timesteps, desc=f"sample {sampler}", disable=not progress, unit="step", file=sys.stderr,
                mininterval=0.5 if sys.stderr.isatty() else 30.0)
-    report = ProgressLog(f"sample {sampler}", len(timesteps))
+    report = ProgressLog(f"sample {sampler}", len(timesteps), parts=0 if progress else 10)  # a bar or records
     for t in bar:
         prediction = denoise(x, t)
         if sampler == "ddim":
