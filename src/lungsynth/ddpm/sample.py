@@ -85,23 +85,16 @@ class Denoiser:
         return out.as_tensor() if hasattr(out, "as_tensor") else out
 
 
-class ProgressLog:
-    """Log records at each tenth of a long loop: the rule's log shows how far a volume is (a
-    DDPM-1000 volume takes an hour on a CPU), where a tqdm bar only reaches Snakemake's console."""
-
-    def __init__(self, what: str, total: int, parts: int = 10):
-        self.what, self.total, self.done = what, total, 0
-        self.every = max(1, -(-total // parts)) if parts > 0 else 0  # parts 0: silent
-        self.started = time.perf_counter()
-
-    def step(self) -> None:
-        self.done += 1
-        if not self.every or (self.done % self.every and self.done != self.total):
-            return
-        elapsed = time.perf_counter() - self.started
-        left = elapsed / self.done * (self.total - self.done)
-        log.info("%s: step %d/%d, %.0f s elapsed, about %.0f s left", self.what, self.done, self.total,
-                 elapsed, left)
+def logged_progress(items: Sequence, what: str, parts: int = 10):
+    """Yield ``items``, logging at each tenth how far the loop is: the rule's log shows how far a
+    volume is (a DDPM-1000 volume takes an hour on a CPU), where a tqdm bar reaches only a console."""
+    total, every, started = len(items), max(1, -(-len(items) // parts)), time.perf_counter()
+    for done, item in enumerate(items, start=1):
+        yield item
+        if done % every == 0 or done == total:
+            elapsed = time.perf_counter() - started
+            log.info("%s: step %d/%d, %.0f s elapsed, about %.0f s left", what, done, total, elapsed,
+                     elapsed / done * (total - done))
 
 
 @torch.no_grad()
@@ -127,16 +120,17 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
     shape = (1, 1, *condition.shape[2:])
     x = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
     timesteps = [int(t) for t in scheduler.timesteps]
-    bar = tqdm(timesteps, desc=f"sample {sampler}", disable=not progress, unit="step", file=sys.stderr,
-               mininterval=0.5 if sys.stderr.isatty() else 30.0)
-    report = ProgressLog(f"sample {sampler}", len(timesteps), parts=0 if progress else 10)  # a bar or records
-    for t in bar:
+    if progress:  # a bar for a console, log records for a rule's log
+        steps_done = tqdm(timesteps, desc=f"sample {sampler}", unit="step", file=sys.stderr,
+                          mininterval=0.5 if sys.stderr.isatty() else 30.0)
+    else:
+        steps_done = logged_progress(timesteps, f"sample {sampler}")
+    for t in steps_done:
         prediction = denoise(x, t)
         if sampler == "ddim":
             x, _ = scheduler.step(prediction, t, x, eta=eta, generator=generator)
         else:
             x, _ = scheduler.step(prediction, t, x, generator=generator)
-        report.step()
     x = x[0, 0]
     if mean_image is not None:
         x = x + mean_image.to(device=x.device, dtype=x.dtype)
