@@ -17,15 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 RUN_FOLDER = re.compile(r"^run\d+$")
-SET_JOBS = {"fidelity"}  # one job per synthetic set, its benchmark file beside the per-case ones
 
 
 def stage_of(tsv: Path, root: Path) -> str:
     """``nnunet/Real/run2/train.tsv`` -> ``nnunet/Real/train``: arms kept, runs and cases pooled."""
     parts = list(tsv.relative_to(root).with_suffix("").parts)
     kept = [p for p in parts[:-1] if not RUN_FOLDER.match(p)]
-    if parts[0] == "synthetic" and parts[-1] in SET_JOBS:
-        return "/".join(parts)
     if len(parts) >= 2 and parts[0] in {"phantom", "data", "synthetic", "samplers"}:
         kept = kept[:2] if parts[0] in {"synthetic", "samplers"} else kept[:1]
         return "/".join(kept + ["<case>"])

@@ -84,7 +84,7 @@ rule synthetic_fidelity:
     log:
         "logs/synthetic/{set}/fidelity.log",
     benchmark:
-        "benchmarks/synthetic/{set}/fidelity.tsv"
+        "benchmarks/fidelity/{set}.tsv"
     params:
         settings=config["nnunet"],
     threads: 1
