@@ -20,9 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench_ddpm_quality import merged_config  # bench/ is on sys.path when run as a script
-from lungsynth.pipeline.nnunet import ARM_LABELS, fidelity_dice
+from lungsynth.arms import TOKENS
+from lungsynth.config import load_config
+from lungsynth.pipeline.fidelity import fidelity_dice
 from lungsynth.scripting import configure_logging
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic_pairs(run: Path, name: str) -> dict:
@@ -57,7 +60,7 @@ def domain_gap(run: Path, arms: list[str], name: str, settings: dict, threads: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a workflow run folder (runs/benchmark, or . for the demo)")
-    parser.add_argument("--arms", nargs="+", default=["Real", "Synthetic"], choices=sorted(ARM_LABELS),
+    parser.add_argument("--arms", nargs="+", default=["Real", "Synthetic"], choices=TOKENS,
                         help="arm folders under results/nnunet/ (default: Real Synthetic)")
     parser.add_argument("--set", default="targeted", help="synthetic set under results/synthetic/ (default: targeted)")
     parser.add_argument("--config", help="the run's config overlay over config/config.yaml (e.g. config/benchmark.yaml)")
@@ -66,8 +69,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     configure_logging()
-    table = domain_gap(args.run, args.arms, args.set, merged_config(args.config)["nnunet"], args.threads,
-                       args.runs)
+    config = load_config(ROOT / "config" / "config.yaml", *([args.config] if args.config else []))
+    table = domain_gap(args.run, args.arms, args.set, config["nnunet"]["predict"], args.threads, args.runs)
     print(table.to_string(index=False))
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from lungsynth.figures_utility import (dice_change_figure, example_slice, pick_example_cases,
-                                       prediction_examples_figure)
+from lungsynth.figures_data import nodule_slice
+from lungsynth.figures_utility import dice_change_figure, pick_example_cases, prediction_examples_figure
 from lungsynth.io import save_figure
 
 
@@ -31,14 +31,16 @@ def test_example_cases_span_best_worst_and_median():
     assert pick_example_cases(change_table().iloc[:2]) == []
 
 
-def test_example_slice_is_the_one_with_most_nodule():
+def test_shown_slice_has_the_most_nodule_of_the_first_non_empty_mask():
     truth = np.zeros((5, 8, 8), np.uint8)
     truth[3, 2:6, 2:6] = 1
     truth[1, 2:3, 2:3] = 1
-    assert example_slice(truth, {}) == 3
+    assert nodule_slice(truth) == 3
     prediction = np.zeros_like(truth)
     prediction[4, :2, :2] = 1
-    assert example_slice(np.zeros_like(truth), {"Real": prediction}) == 4
+    assert nodule_slice(truth, prediction) == 3
+    assert nodule_slice(np.zeros_like(truth), prediction) == 4
+    assert nodule_slice(np.zeros_like(truth)) == 2
 
 
 def test_prediction_examples_figure_has_truth_and_one_panel_per_model(tmp_path):

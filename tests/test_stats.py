@@ -6,7 +6,8 @@ import pytest
 from scipy import stats as sps
 
 from lungsynth.errors import InputError
-from lungsynth.stats import (bootstrap_ci, bootstrap_table, dice_change, format_table1, long_dice_table,
+from lungsynth.stats import (LONG_COLUMNS, bootstrap_ci, bootstrap_table, dice_change, format_table1, long_dice_table,
+                             read_dice_records, with_record, write_bootstrap,
                              paired_case_tests, run_means, table1, welch_test, welch_test_from_summary,
                              worst_validation_cases, write_stats, write_table1)
 
@@ -157,7 +158,22 @@ def test_write_stats_writes_every_table(tmp_path):
     long = pd.concat([make_long({"Real": [0.4, 0.5], "Real+Synthetic": [0.5, 0.6]}),
                       make_long({"Real": [0.4, 0.5], "Real+Synthetic": [0.5, 0.6]}, subset="validation")])
     written = write_stats(tmp_path / "stats", long)
-    assert sorted(written) == ["bootstrap.csv", "case_means_test.csv", "case_means_validation.csv",
+    assert sorted(written) == ["case_means_test.csv", "case_means_validation.csv",
                                "paired_tests.csv", "per_case_dice.csv", "run_means.csv"]
     assert len(pd.read_csv(written["per_case_dice.csv"])) == len(long)
     assert set(pd.read_csv(written["paired_tests.csv"])["subset"]) == {"test", "validation"}
+    write_bootstrap(tmp_path / "stats" / "bootstrap.csv", long, resamples=200, seed=1)
+    bootstrap = pd.read_csv(tmp_path / "stats" / "bootstrap.csv")
+    assert set(bootstrap["subset"]) == {"test", "validation"} and set(bootstrap["arm"]) == {"Real", "Real+Synthetic"}
+
+
+def test_dice_records_carry_their_run_and_read_back_as_the_long_table(tmp_path):
+    long = make_long({"Real": [0.4, 0.5]})
+    paths = []
+    for run, rows in long.groupby("run"):
+        paths.append(tmp_path / f"run{run}.csv")
+        with_record(rows[["case", "dice"]], "Real", run, "test").to_csv(paths[-1], index=False)
+    back = read_dice_records(paths)
+    pd.testing.assert_frame_equal(back[LONG_COLUMNS], long[LONG_COLUMNS].reset_index(drop=True), check_dtype=False)
+    with pytest.raises(InputError, match="duplicate"):
+        read_dice_records([paths[0], paths[0]])

@@ -21,9 +21,13 @@ log = logging.getLogger("lungsynth")
 
 
 def _add_sample(subparsers) -> None:
-    from .ddpm.settings import BLENDS, MODES, SAMPLERS, SamplingSettings
+    from .config import section_schema
+    from .ddpm.settings import SamplingSettings
+    from .settings import ExecutionSettings
 
-    default = SamplingSettings()
+    default = SamplingSettings.from_config()
+    choices = {name: node.get("enum") for name, node in section_schema("sampling")["properties"].items()}
+    window_batch = ExecutionSettings.from_config().sampling_window_batch
     p = subparsers.add_parser(
         "sample", help="generate one synthetic CT volume from a nodule mask with a trained DDPM",
         description="Generate one synthetic CT volume (HU, int16 NIfTI) for a nodule mask with a trained "
@@ -33,17 +37,17 @@ def _add_sample(subparsers) -> None:
     p.add_argument("--checkpoint", required=True, type=Path, help="trained model file (e.g. results/ddpm/model.pt)")
     p.add_argument("--mask", required=True, type=Path, help="conditioning nodule mask (NIfTI, 0/1)")
     p.add_argument("--out", required=True, type=Path, help="where to write the synthetic CT (.nii.gz)")
-    p.add_argument("--sampler", choices=SAMPLERS, default=default.sampler,
+    p.add_argument("--sampler", choices=choices["sampler"], default=default.sampler,
                    help="ddim: few deterministic steps; ddpm: all T (1000) stochastic steps (default: %(default)s)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"DDIM steps (default {default.steps}); DDPM always runs all T steps")
     p.add_argument("--eta", type=float, default=default.eta, help="DDIM noise weight, 0 = deterministic (default: %(default)s)")
-    p.add_argument("--mode", choices=MODES, default=default.mode,
+    p.add_argument("--mode", choices=choices["mode"], default=default.mode,
                    help="whole: the net sees the whole volume (the paper's); windowed: overlapping windows "
                         "of the training patch size, memory independent of the volume (default: %(default)s)")
     p.add_argument("--overlap", type=float, default=default.window_overlap, help="window overlap in [0, 1) (windowed mode; default: %(default)s)")
-    p.add_argument("--blend", choices=BLENDS, default=default.window_blend, help="window blending (windowed mode; default: %(default)s)")
-    p.add_argument("--window-batch", type=int, default=default.window_batch, help="windows per net call (windowed mode; default: %(default)s)")
+    p.add_argument("--blend", choices=choices["window_blend"], default=default.window_blend, help="window blending (windowed mode; default: %(default)s)")
+    p.add_argument("--window-batch", type=int, default=window_batch, help="windows per net call (windowed mode; default: %(default)s)")
     p.add_argument("--seed", type=int, default=default.seed, help="seed; with the case id it fixes the volume (default: %(default)s)")
     p.add_argument("--case-id", default=None, help="case id for seeding (default: the mask's file name)")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=default.bf16,
@@ -54,7 +58,7 @@ def _add_sample(subparsers) -> None:
     p.set_defaults(func=_run_sample)
 
 
-_FLAGS = {"steps": "--steps", "eta": "--eta", "window_overlap": "--overlap", "window_batch": "--window-batch"}
+_FLAGS = {"steps": "--steps", "eta": "--eta", "window_overlap": "--overlap"}
 
 
 def _run_sample(args) -> int:
@@ -71,22 +75,48 @@ def _run_sample(args) -> int:
         raise InputError("--steps", f"the DDPM sampler runs all {steps_total} steps; use --sampler ddim "
                                     f"for {args.steps} steps")
     try:
-        settings = SamplingSettings().replace(
-            sampler=args.sampler, steps=args.steps, eta=args.eta, mode=args.mode, window_overlap=args.overlap,
-            window_blend=args.blend, window_batch=args.window_batch, seed=args.seed, bf16=args.bf16)
+        changes = {"sampler": args.sampler, "steps": args.steps, "eta": args.eta, "mode": args.mode,
+                   "window_overlap": args.overlap, "window_blend": args.blend, "seed": args.seed, "bf16": args.bf16}
+        settings = SamplingSettings.from_config({k: v for k, v in changes.items() if v is not None})
+        if args.window_batch < 1:
+            raise InputError("--window-batch", f"must be >= 1, got {args.window_batch}")
     except InputError as err:
         flag = _FLAGS.get(err.where.split(".")[-1], err.where)
         raise InputError(flag, err.problem) from None
     started = time.perf_counter()
     hu = sample_nifti(loaded, args.mask, args.out, case_id=args.case_id, settings=settings, device=device,
-                      progress=not args.quiet)
+                      progress=not args.quiet, window_batch=args.window_batch)
     steps = steps_total if settings.sampler == "ddpm" else settings.steps
     log.info("wrote %s: %s voxels, HU %d..%d, %s %d steps, %s mode, %.1f s", args.out, hu.shape,
              hu.min(), hu.max(), settings.sampler, steps, settings.mode, time.perf_counter() - started)
     return 0
 
 
-COMMANDS = [_add_sample]
+def _add_config(subparsers) -> None:
+    p = subparsers.add_parser(
+        "config", help="print the effective workflow configuration, every key with its meaning",
+        description="Merge config files as Snakemake's --configfile does (later files win), fill every "
+                    "missing key with its default from the schema, validate, and print the result as "
+                    "YAML with each key's description. With no file: the defaults.")
+    p.add_argument("configfile", nargs="*", type=Path,
+                   help="config files in order, e.g. config/config.yaml config/benchmark.yaml")
+    p.set_defaults(func=_run_config)
+
+
+def _run_config(args) -> int:
+    from .config import annotated_yaml, load_config
+    from .settings import WorkflowSettings
+
+    for path in args.configfile:
+        if not path.is_file():
+            raise InputError(path, "config file not found")
+    config = load_config(*args.configfile)
+    WorkflowSettings.from_config(config)   # the checks across sections
+    print(annotated_yaml(config))
+    return 0
+
+
+COMMANDS = [_add_sample, _add_config]
 
 
 def build_parser() -> argparse.ArgumentParser:

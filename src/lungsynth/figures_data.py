@@ -1,21 +1,21 @@
-"""Figures that let a person look at the data: a montage of axial slices with nodule contours."""
+"""Figures that let a person look at the data (a montage of axial slices with nodule contours),
+and what every CT figure of the project shares: the display window and the slice shown."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-WINDOW_HU = (-1000, 400)
+WINDOW_HU = (-1000.0, 400.0)  # display window: HU shown black .. white
 
 
-def largest_nodule_slice(mask: np.ndarray) -> int:
-    """Index of the axial slice through the centre of the largest connected nodule."""
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return mask.shape[0] // 2
-    sizes = ndimage.sum_labels(mask > 0, labels, np.arange(1, n + 1))
-    centre = ndimage.center_of_mass(mask > 0, labels, int(np.argmax(sizes)) + 1)
-    return int(round(centre[0]))
+def nodule_slice(*masks: np.ndarray) -> int:
+    """The axial index (z) with the most nodule voxels in the first non-empty mask of ``masks``
+    (e.g. the truth, then the predictions); the middle slice if all are empty."""
+    for mask in masks:
+        areas = (np.asarray(mask) > 0).reshape(np.shape(mask)[0], -1).sum(axis=1)
+        if areas.any():
+            return int(np.argmax(areas))
+    return np.shape(masks[0])[0] // 2
 
 
 def nodule_montage(items, title: str = ""):
@@ -31,7 +31,7 @@ def nodule_montage(items, title: str = ""):
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (name, image, mask, geometry) in zip(axes.ravel(), items):
-        z = largest_nodule_slice(mask)
+        z = nodule_slice(mask)
         aspect = geometry.spacing[1] / geometry.spacing[0]
         ax.imshow(image[z], cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], aspect=aspect, interpolation="nearest")
         if mask[z].any():

@@ -15,15 +15,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .stats import SUBGROUPS  # noqa: E402
+from .stats import REFERENCE, SUBGROUPS, TARGETED_ARM  # noqa: E402
 
-LUNG_WINDOW = (-1000.0, 400.0)  # HU shown black .. white
+from .figures_data import WINDOW_HU as LUNG_WINDOW, nodule_slice  # noqa: E402
 COLORS = {"improved": "#2a9d8f", "worse": "#e76f51", "unchanged": "#9e9e9e"}
 MODEL_COLORS = ("#e9c46a", "#f4a261", "#8ecae6", "#c77dff")
 TOLERANCE = 1e-9  # |change| below this is "unchanged"
 
 
-def dice_change_figure(change: pd.DataFrame, arm: str = "Real+Synthetic", reference: str = "Real"):
+def dice_change_figure(change: pd.DataFrame, arm: str = TARGETED_ARM, reference: str = REFERENCE):
     """The paper's Figure 3: per-case Dice change ``reference -> arm`` in the three subgroups.
 
     ``change`` is :func:`lungsynth.stats.dice_change`'s table (``case, subgroup, change``).
@@ -68,15 +68,6 @@ def pick_example_cases(change: pd.DataFrame, n: int = 3, subgroup: str = "test")
     return picked
 
 
-def example_slice(truth: np.ndarray, predictions: Mapping[str, np.ndarray]) -> int:
-    """The axial index ``z`` with the most nodule voxels in the truth (else in any prediction)."""
-    for volume in [truth, *predictions.values()]:
-        area = (np.asarray(volume) > 0).sum(axis=(1, 2))
-        if area.any():
-            return int(np.argmax(area))
-    return truth.shape[0] // 2
-
-
 def prediction_examples_figure(examples: Sequence[Mapping], title: str = ""):
     """Test cases with the truth and each model's prediction on one axial slice.
 
@@ -91,7 +82,7 @@ def prediction_examples_figure(examples: Sequence[Mapping], title: str = ""):
                              2.8 * max(1, len(examples))), squeeze=False)
     for row, example in zip(axes, examples):
         image, truth = np.asarray(example["image"]), np.asarray(example["truth"]) > 0
-        z = example_slice(truth, example["predictions"])
+        z = nodule_slice(truth, *example["predictions"].values())
         _show(row[0], image[z], truth[z], None, None)
         row[0].set_title(f"{example['case']} (z={z})\ntruth", fontsize=9)
         for ax, model, color in zip(row[1:], models, MODEL_COLORS):

@@ -6,15 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .cases import case_id_of
 from .errors import InputError
 from .io import read_nifti
 
 SUFFIX = ".nii.gz"
-
-
-def case_id_of(path: Path) -> str:
-    name = path.name
-    return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else path.stem
 
 
 def pair_cases(images_dir, masks_dir) -> list[tuple[str, Path, Path]]:

@@ -23,10 +23,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .arms import LABELS, REFERENCE as REFERENCE_ARM, arm as find_arm
 from .errors import InputError
 
 LONG_COLUMNS = ["arm", "run", "subset", "case", "dice"]
-REFERENCE = "Real"
+REFERENCE = REFERENCE_ARM.label
+TARGETED_ARM = find_arm("RealSynthetic").label
 SUBGROUPS = ("worst validation", "other validation", "test")
 
 
@@ -61,11 +63,33 @@ def long_dice_table(entries: Iterable[tuple[str, int, str, pd.DataFrame]]) -> pd
     for arm, run, subset, table in entries:
         if not {"case", "dice"} <= set(table.columns):
             raise InputError(f"{arm}/run{run}/{subset}", "Dice table needs columns case and dice")
-        frame = table.copy()
-        frame.insert(0, "subset", subset)
-        frame.insert(0, "run", int(run))
-        frame.insert(0, "arm", arm)
+        frames.append(with_record(table, arm, run, subset))
+    return stack_dice_records(frames)
+
+
+def with_record(table: pd.DataFrame, arm: str, run: int, subset: str) -> pd.DataFrame:
+    """A Dice table with its record columns ``arm, run, subset`` in front (what a run's CSV holds)."""
+    frame = table.drop(columns=[c for c in ("arm", "run", "subset") if c in table.columns])
+    frame.insert(0, "subset", subset)
+    frame.insert(0, "run", int(run))
+    frame.insert(0, "arm", arm)
+    return frame
+
+
+def read_dice_records(paths) -> pd.DataFrame:
+    """The long table from Dice CSVs that carry their own ``arm, run, subset`` (the runs' outputs)."""
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path, dtype={"case": str, "arm": str, "subset": str})
+        if not set(LONG_COLUMNS) <= set(frame.columns):
+            raise InputError(path, f"Dice table needs columns {LONG_COLUMNS}")
         frames.append(frame)
+    return stack_dice_records(frames)
+
+
+def stack_dice_records(frames) -> pd.DataFrame:
+    """Concatenate Dice records; a case twice in one (arm, run, subset) is an InputError."""
+    frames = list(frames)
     if not frames:
         return pd.DataFrame(columns=LONG_COLUMNS)
     long = pd.concat(frames, ignore_index=True)
@@ -91,7 +115,7 @@ def table1(long: pd.DataFrame, arms: Sequence[str] | None = None, reference: str
     """
     means = run_means(long, subset)
     if arms is None:
-        arms = [a for a in ("Real", "Synthetic", "Real+Synthetic") if a in set(means["arm"])]
+        arms = [a for a in LABELS if a in set(means["arm"])]
         arms += sorted(set(means["arm"]) - set(arms))
     reference_means = means.loc[means["arm"] == reference, "mean_dice"].to_numpy()
     rows = []
@@ -204,7 +228,7 @@ def worst_validation_cases(long: pd.DataFrame, arm: str = REFERENCE, subset: str
     return worst.sort_values(["mean_dice", "case"]).reset_index(drop=True)
 
 
-def dice_change(long: pd.DataFrame, worst_cases: Iterable[str], arm: str = "Real+Synthetic",
+def dice_change(long: pd.DataFrame, worst_cases: Iterable[str], arm: str = TARGETED_ARM,
                 reference: str = REFERENCE) -> pd.DataFrame:
     """Per-case Dice change ``arm - reference`` (each averaged over runs) in the paper's three subgroups.
 
@@ -241,20 +265,20 @@ def write_table1(path, table: pd.DataFrame) -> None:
     write_csv(path, table, float_format="%.6g", na_rep="")
 
 
-def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE, seed: int = 0) -> dict:
+def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE) -> dict:
     """The statistics beside Table 1, one CSV each, in ``folder``; returns ``name -> path``.
 
     ``per_case_dice.csv`` (the long table), ``run_means.csv`` (test and validation),
-    ``case_means_<subset>.csv`` (per case, Dice averaged over each arm's runs),
-    ``paired_tests.csv`` (Wilcoxon per arm against the reference, per subset) and
-    ``bootstrap.csv`` (95 % intervals over cases, per subset).
+    ``case_means_<subset>.csv`` (per case, Dice averaged over each arm's runs) and
+    ``paired_tests.csv`` (Wilcoxon per arm against the reference, per subset). The bootstrap
+    intervals are :func:`write_bootstrap`'s (their own rule: they alone depend on ``stats:``).
     """
     from pathlib import Path
 
     from .io import write_csv
 
     folder = Path(folder)
-    subsets = [s for s in ("test", "validation") if s in set(long["subset"])]
+    subsets = present_subsets(long)
     written = {}
 
     def put(name, frame, **kwargs):
@@ -266,6 +290,16 @@ def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE, seed: in
     for subset in subsets:
         put(f"case_means_{subset}.csv", case_means(long, subset).reset_index(), float_format="%.6g")
     put("paired_tests.csv", pd.concat([paired_case_tests(long, s, reference) for s in subsets], ignore_index=True))
-    put("bootstrap.csv", pd.concat([bootstrap_table(long, s, reference, seed=seed) for s in subsets],
-                                   ignore_index=True))
     return written
+
+
+def write_bootstrap(path, long: pd.DataFrame, resamples: int, seed: int, reference: str = REFERENCE) -> None:
+    """``bootstrap.csv``: 95 % intervals over cases (:func:`bootstrap_table`) for every subset."""
+    from .io import write_csv
+
+    write_csv(path, pd.concat([bootstrap_table(long, s, reference, resamples=resamples, seed=seed)
+                               for s in present_subsets(long)], ignore_index=True))
+
+
+def present_subsets(long: pd.DataFrame) -> list[str]:
+    return [s for s in ("test", "validation") if s in set(long["subset"])]

@@ -22,6 +22,6 @@ def tiny_checkpoint(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("ddpm")
     images, masks = toy_volumes()
-    train_ddpm(images, masks, tiny_settings(steps=5, checkpoint_every=5), folder / "model.pt",
-               spacing=(2.0, 2.0, 2.0), progress=False)
+    train_ddpm(images, masks, tiny_settings(steps=5), folder / "model.pt",
+               spacing=(2.0, 2.0, 2.0), progress=False, checkpoint_every=5)
     return folder / "model.pt"

@@ -4,7 +4,7 @@ import torch
 from lungsynth.ddpm.intensity import hu_to_model, model_to_hu, to_hu_int16
 from lungsynth.ddpm.settings import IntensitySettings
 
-WINDOW = IntensitySettings(hu_min=-1024, hu_max=1024)
+WINDOW = IntensitySettings.from_config({"hu_min": -1024, "hu_max": 1024})
 
 
 def test_intensity_mapping_round_trips_within_the_window():

@@ -5,7 +5,7 @@ from lungsynth.ddpm.network import IN_CHANNELS, build_network, check_divisible, 
 from lungsynth.ddpm.settings import NetworkSettings
 from lungsynth.errors import InputError
 
-TINY = NetworkSettings(channels=(8, 16, 16), norm_num_groups=8)
+TINY = NetworkSettings.from_config({"channels": (8, 16, 16), "norm_num_groups": 8})
 
 
 def test_network_maps_five_channels_to_one_on_patches_and_whole_volumes():

@@ -64,7 +64,7 @@ def test_no_nodule_gives_nan_means_and_summary_row_averages_defined_values():
 
 def test_lung_sample_respects_its_size_limit_and_threshold():
     volumes = [_volume(seed=s)[0] for s in range(3)]
-    sample = lung_hu_sample(volumes, QualitySettings(max_lung_values=300))
+    sample = lung_hu_sample(volumes, QualitySettings.from_config({"max_lung_values": 300}))
     assert len(sample) <= 300 and sample.max() < -400
 
 

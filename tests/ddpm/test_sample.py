@@ -9,7 +9,7 @@ from lungsynth.errors import InputError
 
 from .toys import toy_volumes
 
-FAST = SamplingSettings(steps=4, bf16=False)
+FAST = SamplingSettings.from_config({"steps": 4, "bf16": False})
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_ddim_output_has_the_mask_shape_and_a_plausible_hu_range(tiny_checkpoint
 
 def test_windowed_equals_whole_volume_when_one_window_covers_all(tiny_checkpoint, mask):
     model = load_model(tiny_checkpoint).model
-    schedule = ScheduleSettings()
+    schedule = ScheduleSettings.from_config()
     runs = {}
     for mode in ("whole", "windowed"):
         runs[mode] = sample_volume(model, mask, schedule, steps=5, mode=mode, window=mask.shape,
@@ -50,7 +50,7 @@ def test_same_seed_and_case_repeat_and_other_cases_differ(tiny_checkpoint, mask)
 
 def test_ddpm_sampler_runs_all_steps_and_is_stochastic(tiny_checkpoint, mask):
     model = load_model(tiny_checkpoint).model
-    schedule = ScheduleSettings(num_train_timesteps=20)  # a short chain keeps the test fast
+    schedule = ScheduleSettings.from_config({"num_train_timesteps": 20})  # a short chain keeps the test fast
     calls = []
     counting = lambda x, t: calls.append(int(t)) or model(x, t)  # noqa: E731
     a = sample_volume(counting, mask, schedule, sampler="ddpm", steps=None, generator=case_generator(0, "a"))
@@ -102,7 +102,7 @@ def test_sampler_with_an_oracle_denoiser_recovers_the_clean_volume(sampler, step
     from lungsynth.ddpm.coordinates import coordinate_grid
     from lungsynth.ddpm.schedule import training_scheduler
 
-    schedule = ScheduleSettings(num_train_timesteps=100 if sampler == "ddpm" else 1000)
+    schedule = ScheduleSettings.from_config({"num_train_timesteps": 100 if sampler == "ddpm" else 1000})
     oracle = OracleDenoiser(training_scheduler(schedule).alphas_cumprod)
     mask = np.zeros((8, 12, 16), np.uint8)
     out = sample_volume(oracle, mask, schedule, sampler=sampler, steps=steps, mode=mode, window=(8, 8, 8),
@@ -128,7 +128,7 @@ def test_sampling_relative_to_a_mean_image_adds_it_back():
     from lungsynth.ddpm.coordinates import coordinate_grid
     from lungsynth.ddpm.schedule import training_scheduler
 
-    schedule = ScheduleSettings()
+    schedule = ScheduleSettings.from_config()
     mask = np.zeros((8, 12, 16), np.uint8)
     expected = OracleDenoiser.x0(coordinate_grid(mask.shape)[None])[0, 0]
     mean = 0.3 - 0.5 * expected     # residuals x0 - mean = 1.5 x0 - 0.3 reach -1.5: outside [-1, 1]
@@ -141,7 +141,7 @@ def test_sampling_relative_to_a_mean_image_adds_it_back():
 def test_sampling_logs_its_progress_at_each_tenth(tiny_checkpoint, mask, caplog):
     model = load_model(tiny_checkpoint).model
     with caplog.at_level("INFO", logger="lungsynth.ddpm"):
-        sample_volume(model, mask, ScheduleSettings(), steps=25, generator=torch.Generator().manual_seed(0))
+        sample_volume(model, mask, ScheduleSettings.from_config(), steps=25, generator=torch.Generator().manual_seed(0))
     steps = [r.getMessage() for r in caplog.records if "step" in r.getMessage()]
     # every third step of 25 (ceil(25 / 10) = 3) and the last one
     assert len(steps) == 9 and steps[0].startswith("sample ddim: step 3/25") and "step 25/25" in steps[-1]
@@ -150,6 +150,6 @@ def test_sampling_logs_its_progress_at_each_tenth(tiny_checkpoint, mask, caplog)
 def test_sampling_with_a_progress_bar_writes_no_progress_records(tiny_checkpoint, mask, caplog):
     model = load_model(tiny_checkpoint).model
     with caplog.at_level("INFO", logger="lungsynth.ddpm"):
-        sample_volume(model, mask, ScheduleSettings(), steps=5, progress=True,
+        sample_volume(model, mask, ScheduleSettings.from_config(), steps=5, progress=True,
                       generator=torch.Generator().manual_seed(0))
     assert not [r for r in caplog.records if "step" in r.getMessage()]

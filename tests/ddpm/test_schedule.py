@@ -7,7 +7,7 @@ from lungsynth.errors import InputError
 
 
 def test_schedule_is_linear_betas_from_1e4_to_002_over_1000_steps():
-    scheduler = training_scheduler(ScheduleSettings())
+    scheduler = training_scheduler(ScheduleSettings.from_config())
     assert scheduler.num_train_timesteps == 1000
     assert scheduler.betas[0].item() == pytest.approx(1e-4)
     assert scheduler.betas[-1].item() == pytest.approx(0.02)
@@ -16,7 +16,7 @@ def test_schedule_is_linear_betas_from_1e4_to_002_over_1000_steps():
 
 @pytest.mark.parametrize("steps", [1, 7, 50, 333, 1000])
 def test_ddim_timesteps_match_the_jump_of_its_step(steps):
-    scheduler = sampling_scheduler(ScheduleSettings(), "ddim", steps)
+    scheduler = sampling_scheduler(ScheduleSettings.from_config(), "ddim", steps)
     timesteps = scheduler.timesteps.tolist()
     assert len(timesteps) == steps and timesteps[-1] == 0
     jump = scheduler.num_train_timesteps // scheduler.num_inference_steps
@@ -24,15 +24,15 @@ def test_ddim_timesteps_match_the_jump_of_its_step(steps):
 
 
 def test_ddpm_runs_all_steps_and_refuses_fewer():
-    assert len(sampling_scheduler(ScheduleSettings(), "ddpm").timesteps) == 1000
+    assert len(sampling_scheduler(ScheduleSettings.from_config(), "ddpm").timesteps) == 1000
     with pytest.raises(InputError, match="DDIM"):
-        sampling_scheduler(ScheduleSettings(), "ddpm", 50)
+        sampling_scheduler(ScheduleSettings.from_config(), "ddpm", 50)
 
 
 def test_v_prediction_target_is_the_velocity():
     x0, noise, t = torch.randn(2, 1, 4, 4, 4), torch.randn(2, 1, 4, 4, 4), torch.tensor([10, 900])
-    eps = training_scheduler(ScheduleSettings())
-    v = training_scheduler(ScheduleSettings(prediction_type="v_prediction"))
+    eps = training_scheduler(ScheduleSettings.from_config({"prediction_type": "epsilon"}))
+    v = training_scheduler(ScheduleSettings.from_config({"prediction_type": "v_prediction"}))
     assert torch.equal(training_target(eps, x0, noise, t), noise)
     a = eps.alphas_cumprod[t].view(2, 1, 1, 1, 1)
     assert torch.allclose(training_target(v, x0, noise, t), a.sqrt() * noise - (1 - a).sqrt() * x0, atol=1e-6)

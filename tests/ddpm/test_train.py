@@ -20,14 +20,14 @@ from .toys import tiny_settings, toy_volumes
 
 def test_training_loss_falls_on_a_trivially_learnable_set(tmp_path):
     images, masks = toy_volumes()
-    result = train_ddpm(images, masks, tiny_settings(steps=100, batch_size=4, checkpoint_every=100),
+    result = train_ddpm(images, masks, tiny_settings(steps=100, batch_size=4),
                         tmp_path / "model.pt", loss_csv=tmp_path / "loss.csv", loss_png=tmp_path / "loss.png",
-                        progress=False)
+                        progress=False, checkpoint_every=100)
     loss = result.losses["loss"].to_numpy()
     assert len(loss) == 100 and np.isfinite(loss).all()
     assert loss[-20:].mean() < 0.5 * loss[:10].mean()
     table = pd.read_csv(tmp_path / "loss.csv")
-    assert list(table.columns) == ["step", "loss", "lr", "seconds"]
+    assert list(table.columns) == ["step", "loss", "lr", "seconds", "cpu_seconds"]
     assert table["step"].tolist() == list(range(1, 101)) and table["seconds"].is_monotonic_increasing
     assert (tmp_path / "loss.png").stat().st_size > 1000
 
@@ -42,18 +42,19 @@ def test_model_file_records_what_sampling_needs(tmp_path):
         assert key in payload
     assert payload["volume_size"] == [16, 16, 24] and payload["patch_size"] == [8, 8, 8]
     assert payload["step"] == 3 and payload["spacing"] == [2.5, 1.0, 1.0]
-    assert payload["intensity"] == {"hu_min": -1024.0, "hu_max": 1024.0, "mean_image": False}
+    assert payload["intensity"] == {"hu_min": -1024.0, "hu_max": 1024.0, "mean_image": False, "unit_std": False}
+    assert payload["data_scale"] == 1.0
     assert (tmp_path / "model.pt.state").exists()  # the resumable state is a separate file
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path):
     images, masks = toy_volumes()
-    straight = train_ddpm(images, masks, tiny_settings(steps=12, checkpoint_every=4),
-                          tmp_path / "a" / "model.pt", progress=False)
-    train_ddpm(images, masks, tiny_settings(steps=6, checkpoint_every=4), tmp_path / "b" / "model.pt",
-               progress=False)
-    resumed = train_ddpm(images, masks, tiny_settings(steps=12, checkpoint_every=4),
-                         tmp_path / "b" / "model.pt", progress=False)
+    straight = train_ddpm(images, masks, tiny_settings(steps=12),
+                          tmp_path / "a" / "model.pt", progress=False, checkpoint_every=4)
+    train_ddpm(images, masks, tiny_settings(steps=6), tmp_path / "b" / "model.pt",
+               progress=False, checkpoint_every=4)
+    resumed = train_ddpm(images, masks, tiny_settings(steps=12),
+                         tmp_path / "b" / "model.pt", progress=False, checkpoint_every=4)
     assert resumed.resumed_from == 6 and resumed.step == 12
     pd.testing.assert_series_equal(straight.losses["loss"], resumed.losses["loss"])
     a = load_model(tmp_path / "a" / "model.pt").model.state_dict()
@@ -91,8 +92,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
     from ddpm.toys import tiny_settings, toy_volumes
     from lungsynth.ddpm.train import train_ddpm
     images, masks = toy_volumes()
-    train_ddpm(images, masks, tiny_settings(steps={steps}, checkpoint_every=5), {model!r},
-               loss_csv={csv!r}, progress=False)
+    train_ddpm(images, masks, tiny_settings(steps={steps}), {model!r},
+               loss_csv={csv!r}, progress=False, checkpoint_every=5)
 """)
 
 
@@ -124,8 +125,8 @@ def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path)
     before = pd.read_csv(csv)
 
     images, masks = toy_volumes()
-    result = train_ddpm(images, masks, tiny_settings(steps=killed_at + 7, checkpoint_every=5), model,
-                        loss_csv=csv, progress=False)
+    result = train_ddpm(images, masks, tiny_settings(steps=killed_at + 7), model,
+                        loss_csv=csv, progress=False, checkpoint_every=5)
     assert result.resumed_from == killed_at and result.step == killed_at + 7
     after = pd.read_csv(csv)
     assert after["step"].tolist() == list(range(1, killed_at + 8))  # continued, not duplicated
@@ -144,13 +145,12 @@ def test_mean_image_model_stores_the_mean_crop_and_learns_the_difference_to_it(t
 
     images, masks = toy_volumes()
     base = tiny_settings(steps=3)
-    settings = DdpmSettings(network=base.network, schedule=base.schedule, training=base.training,
-                            intensity=type(base.intensity)(mean_image=True))
+    settings = base.replace(intensity=base.intensity.replace(mean_image=True))
     train_ddpm(images, masks, settings, tmp_path / "model.pt", progress=False)
     loaded = load_model(tmp_path / "model.pt")
     expected = np.mean([hu_to_model(i, settings.intensity) for i in images], axis=0)
     np.testing.assert_allclose(loaded.mean_image.numpy(), expected, atol=1e-6)
-    hu = sample_case(loaded, masks[0], case_id="a", settings=SamplingSettings(steps=3, bf16=False))
+    hu = sample_case(loaded, masks[0], case_id="a", settings=SamplingSettings.from_config({"steps": 3, "bf16": False}))
     assert hu.shape == masks[0].shape and -1024 <= hu.min() and hu.max() <= 1024
     plain = load_model(train_ddpm(images, masks, base, tmp_path / "plain.pt", progress=False).model_path)
     assert plain.mean_image is None
@@ -161,8 +161,7 @@ def test_mean_image_model_without_its_mean_is_a_clear_error(tmp_path):
 
     images, masks = toy_volumes(2)
     base = tiny_settings(steps=2)
-    settings = DdpmSettings(network=base.network, schedule=base.schedule, training=base.training,
-                            intensity=type(base.intensity)(mean_image=True))
+    settings = base.replace(intensity=base.intensity.replace(mean_image=True))
     train_ddpm(images, masks, settings, tmp_path / "model.pt", progress=False)
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     payload["mean_image"] = None

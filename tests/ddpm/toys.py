@@ -12,7 +12,7 @@ LUNG_HU, NODULE_HU = -800, 0
 def tiny_settings(patch=(8, 8, 8), **training) -> DdpmSettings:
     """Net (8, 16, 16) with 8 groups, small patches, fp32 (bit-reproducible on CPU)."""
     values = {"patch_size": list(patch), "steps": 20, "batch_size": 2, "learning_rate": 1e-3,
-              "checkpoint_every": 10, "bf16": False, "seed": 0}
+              "bf16": False, "seed": 0}
     values.update(training)
     return DdpmSettings.from_config({"network": {"channels": [8, 16, 16], "norm_num_groups": 8},
                                      "training": values})

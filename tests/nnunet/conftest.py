@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lungsynth.arms import REFERENCE
+
 from .toys import tiny_settings, write_toy_cases
 
 
@@ -29,10 +31,10 @@ def preprocessed(tmp_path_factory, toy_cases):
 
     root = tmp_path_factory.mktemp("nnunet")
     settings = tiny_settings()
-    name = settings.dataset_name("Real")
+    name = REFERENCE.dataset_name(settings.datasets["Real"])
     train = {c: toy_cases[c] for c in ("toy000", "toy001", "toy002", "toy003")}
     validation = {"toy004": toy_cases["toy004"]}
     write_raw_dataset(root / "raw" / name, train, validation)
-    plans_file = plan_and_preprocess(root / "raw" / name, root / "preprocessed", settings, threads=1)
+    plans_file = plan_and_preprocess(root / "raw" / name, root / "preprocessed", settings.plan, threads=1)
     return {"root": root, "settings": settings, "dataset": root / "preprocessed" / name,
             "raw": root / "raw" / name, "plans_file": plans_file}

@@ -81,16 +81,19 @@ def test_missing_file_and_bad_folder_name_are_rejected(tmp_path, toy_cases):
 
 
 def test_arms_take_the_papers_training_cases():
+    from lungsynth.arms import arm
     from lungsynth.nnunet.dataset import arm_training_cases
 
     real = {"LIDC-1": ("r1.nii.gz", "m1.nii.gz")}
     general = {"LIDC-1": ("g1.nii.gz", "m1.nii.gz")}
-    targeted = {"LIDC-9_0": ("t9.nii.gz", "m9.nii.gz")}
-    assert arm_training_cases("Real", real, general, targeted) == real
-    assert arm_training_cases("Synthetic", real, general, targeted) == {"syn-LIDC-1": general["LIDC-1"]}
-    assert arm_training_cases("Real+Synthetic", real, general, targeted) == {
-        "LIDC-1": real["LIDC-1"], "tgt-LIDC-9_0": targeted["LIDC-9_0"]}
-    with pytest.raises(InputError, match="general synthetic"):
-        arm_training_cases("Synthetic", real, {}, targeted)
+    targeted = {"LIDC-9_v1": ("t9.nii.gz", "m9.nii.gz")}
+    assert arm_training_cases(arm("Real"), {"real": real}) == real
+    assert arm_training_cases(arm("Synthetic"), {"general": general}) == {"syn-LIDC-1": general["LIDC-1"]}
+    assert arm_training_cases(arm("Real+Synthetic"), {"real": real, "targeted": targeted}) == {
+        "LIDC-1": real["LIDC-1"], "tgt-LIDC-9_v1": targeted["LIDC-9_v1"]}
+    with pytest.raises(InputError, match="general"):
+        arm_training_cases(arm("Synthetic"), {"real": real})
+    with pytest.raises(InputError, match="does not train on the targeted"):
+        arm_training_cases(arm("Real"), {"real": real, "targeted": targeted})
     with pytest.raises(InputError, match="unknown arm"):
-        arm_training_cases("Other", real)
+        arm("Other")

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from lungsynth.nnunet.environment import choose_device, nnunet_environment, seed_everything
+from lungsynth.nnunet.environment import nnunet_environment, seed_everything
 
 
 def test_environment_points_nnunet_at_the_given_folders_and_restores(tmp_path, monkeypatch):
@@ -41,13 +41,6 @@ def test_seed_everything_repeats_all_three_generators():
     assert draw() == first
     seed_everything(6)
     assert draw() != first
-
-
-def test_device_is_chosen_at_run_time():
-    import torch
-
-    assert choose_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert choose_device("cpu").type == "cpu"
 
 
 def test_nnunets_prints_go_to_stderr(capsys):

@@ -6,7 +6,7 @@ import pytest
 from lungsynth.errors import InputError
 from lungsynth.io import Geometry, write_nifti
 from lungsynth.nnunet.evaluate import (confusion_counts, dice, dice_from_counts, dice_table, nnunet_dice,
-                                       nodule_properties, rough_lung_mask)
+                                       nodule_properties)
 
 from .toys import GEOMETRY
 
@@ -96,15 +96,6 @@ def test_nodule_properties_count_volume_and_pleura_distance():
     assert props["distance_to_pleura_mm"] == pytest.approx(4.0)  # voxel 5 to outside voxel 1 along y/x (1 mm)
     assert math.isnan(nodule_properties(mask, (1, 1, 1))["distance_to_pleura_mm"])
     assert nodule_properties(np.zeros_like(mask), (1, 1, 1))["nodules"] == 0
-
-
-def test_rough_lung_mask_keeps_inner_air_and_drops_outside_air():
-    image = np.full((6, 20, 20), -1000, np.int16)  # air outside the body
-    image[:, 2:18, 2:18] = 40                      # body
-    image[:, 5:15, 5:15] = -850                    # lung
-    image[:, 9, 9] = 40                            # a vessel inside the lung
-    lung = rough_lung_mask(image)
-    assert lung[:, 5:15, 5:15].all() and not lung[:, 0].any() and not lung[:, 3, 3].any()
 
 
 def test_describe_cases_reads_mask_and_image(tmp_path):

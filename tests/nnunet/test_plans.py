@@ -44,7 +44,7 @@ def test_integrity_check_failure_is_an_input_error(tmp_path, toy_cases):
     write_raw_dataset(raw, {"toy000": toy_cases["toy000"], "toy001": (toy_cases["toy001"][0], bad)},
                       {"toy004": toy_cases["toy004"]})
     with pytest.raises(InputError, match="integrity"):
-        plan_and_preprocess(raw, tmp_path / "preprocessed", tiny_settings(), threads=1)
+        plan_and_preprocess(raw, tmp_path / "preprocessed", tiny_settings().plan, threads=1)
     assert not (tmp_path / "preprocessed" / "Dataset509_Bad").exists()
 
 
@@ -61,8 +61,15 @@ DEFAULT_PLANS = {
 }
 
 
+def plan_of(features=(16, 32, 64, 128), patch_size=(32, 32, 32), batch_size=None, configuration="3d_fullres",
+            name="p") -> PlanSettings:
+    return PlanSettings.from_config({"features": None if features is None else list(features),
+                                     "patch_size": None if patch_size is None else list(patch_size),
+                                     "batch_size": batch_size, "configuration": configuration, "plans_name": name})
+
+
 def test_small_plans_resizes_one_configuration_only():
-    plans = small_plans(DEFAULT_PLANS, PlanSettings((16, 32, 64, 128), (64, 32, 32), 3), "3d_fullres", "small")
+    plans = small_plans(DEFAULT_PLANS, plan_of((16, 32, 64, 128), (64, 32, 32), 3, configuration="3d_fullres", name="small"))
     config = plans["configurations"]["3d_fullres"]
     assert list(plans["configurations"]) == ["3d_fullres"] and plans["plans_name"] == "small"
     assert config["patch_size"] == [64, 32, 32] and config["batch_size"] == 3
@@ -73,38 +80,38 @@ def test_small_plans_resizes_one_configuration_only():
 
 def test_small_plans_follows_nnunet_axis_order():
     plans = dict(DEFAULT_PLANS, transpose_forward=[2, 0, 1])
-    config = small_plans(plans, PlanSettings((8, 16), (16, 24, 32)), "3d_fullres", "p")["configurations"]["3d_fullres"]
+    config = small_plans(plans, plan_of((8, 16), (16, 24, 32), configuration="3d_fullres", name="p"))["configurations"]["3d_fullres"]
     assert config["patch_size"] == [32, 16, 24]
 
 
 def test_small_plans_2d_takes_the_in_plane_sides():
-    config = small_plans(DEFAULT_PLANS, PlanSettings((8, 16, 32), (1, 48, 64), 4), "2d", "p")["configurations"]["2d"]
+    config = small_plans(DEFAULT_PLANS, plan_of((8, 16, 32), (1, 48, 64), 4, configuration="2d", name="p"))["configurations"]["2d"]
     assert config["patch_size"] == [48, 64] and config["batch_size"] == 4
 
 
 def test_small_plans_resolves_inherited_configurations():
-    config = small_plans(DEFAULT_PLANS, PlanSettings((8, 16), (32, 32, 32)), "3d_cascade_fullres", "p")
+    config = small_plans(DEFAULT_PLANS, plan_of((8, 16), (32, 32, 32)).replace(configuration="3d_cascade_fullres"))
     config = config["configurations"]["3d_cascade_fullres"]
     assert config["spacing"] == [2.5, 2.5, 2.5] and "previous_stage" not in config
 
 
 @pytest.mark.parametrize("plan, problem", [
-    (PlanSettings((8, 16, 32, 64, 128), (32, 32, 32)), "stages"),
-    (PlanSettings((8, 16, 32), (34, 32, 32)), "divide"),
+    (plan_of((8, 16, 32, 64, 128), (32, 32, 32)), "stages"),
+    (plan_of((8, 16, 32), (34, 32, 32)), "divide"),
 ])
 def test_small_plans_rejects_patches_that_do_not_fit_the_net(plan, problem):
     with pytest.raises(InputError, match=problem) as err:
-        small_plans(DEFAULT_PLANS, plan, "3d_fullres", "p")
+        small_plans(DEFAULT_PLANS, plan)
     assert err.value.where == "nnunet.plan.patch_size"
 
 
 def test_small_plans_rejects_configuration_nnunet_did_not_plan():
     with pytest.raises(InputError, match="3d_lowres"):
-        small_plans(DEFAULT_PLANS, PlanSettings(), "3d_lowres", "p")
+        small_plans(DEFAULT_PLANS, plan_of(configuration="3d_lowres"))
 
 
 def test_none_keeps_nnunets_own_plan():
-    plans = small_plans(DEFAULT_PLANS, PlanSettings(None, None, None), "3d_fullres", "full")
+    plans = small_plans(DEFAULT_PLANS, plan_of(None, None, None, configuration="3d_fullres", name="full"))
     config = plans["configurations"]["3d_fullres"]
     assert config["patch_size"] == [64, 64, 64] and config["batch_size"] == 2
     assert config["architecture"]["arch_kwargs"]["features_per_stage"] == [32, 64, 128, 256, 320]
@@ -112,7 +119,7 @@ def test_none_keeps_nnunets_own_plan():
 
 
 def test_patch_without_features_gets_nnunets_depth_and_widths():
-    config = small_plans(DEFAULT_PLANS, PlanSettings(None, (32, 32, 32), None), "3d_fullres", "p")
+    config = small_plans(DEFAULT_PLANS, plan_of(None, (32, 32, 32), None, configuration="3d_fullres", name="p"))
     arch = config["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
     assert arch["n_stages"] == 4 and arch["features_per_stage"] == [32, 64, 128, 256]  # 32 -> 4 at the bottom
 
@@ -122,7 +129,7 @@ def test_more_threads_preprocess_alike_without_spawn(preprocessed, tmp_path):
     import blosc2
 
     settings = preprocessed["settings"]
-    plans_file = plan_and_preprocess(preprocessed["raw"], tmp_path, settings, threads=2)
+    plans_file = plan_and_preprocess(preprocessed["raw"], tmp_path, settings.plan, threads=2)
     assert json.loads(plans_file.read_text()) == json.loads(preprocessed["plans_file"].read_text())
     ours = tmp_path / "Dataset501_Real" / "lungsynthTiny_3d_fullres" / "toy001.b2nd"
     reference = preprocessed["dataset"] / "lungsynthTiny_3d_fullres" / "toy001.b2nd"

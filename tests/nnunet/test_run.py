@@ -12,7 +12,7 @@ from lungsynth.errors import InputError
 from lungsynth.io import read_nifti
 from lungsynth.nnunet.environment import nnunet_environment, trainer_search_path
 from lungsynth.nnunet.evaluate import dice
-from lungsynth.nnunet.run import (checkpoint_path, load_predictor, predict_cases, predict_image, train_run,
+from lungsynth.nnunet.run import (load_predictor, predict_cases, predict_image, run_record, train_run,
                                   trained_model_folder)
 from lungsynth.nnunet.trainer import TRAINER_NAME, nnUNetTrainer_lungsynth
 
@@ -25,7 +25,8 @@ def runs(preprocessed, tmp_path_factory):
     out = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         started = time.time()
-        checkpoint = train_run(preprocessed["dataset"], root / name / "model", settings, seed=seed, threads=1)
+        checkpoint = train_run(preprocessed["dataset"], root / name / "model", settings.plan, settings.train,
+                               seed=seed, threads=1, record={"arm": "Real", "run": 1})
         out[name] = {"model": root / name / "model", "checkpoint": checkpoint, "seconds": time.time() - started}
     return out
 
@@ -57,13 +58,14 @@ def test_same_seed_gives_same_predictions_and_dice(runs, toy_cases, tmp_path, pr
 def test_run_folder_is_nnunets_model_folder_with_our_records(runs, preprocessed):
     model = runs["a"]["model"]
     settings = preprocessed["settings"]
-    assert runs["a"]["checkpoint"] == checkpoint_path(model, "Dataset501_Real", settings)
-    assert runs["a"]["checkpoint"].exists()
     folder = trained_model_folder(model)
+    assert runs["a"]["checkpoint"] == folder / "fold_0" / "checkpoint_final.pth"
+    assert runs["a"]["checkpoint"].exists()
     assert folder.name == f"{TRAINER_NAME}__lungsynthTiny__3d_fullres"
     assert (folder / "plans.json").exists() and (folder / "dataset.json").exists()
-    record = json.loads((model / "run.json").read_text())
+    record = run_record(model)
     assert record["seed"] == 7 and record["threads"] == 1 and record["seconds"] > 0
+    assert record["arm"] == "Real" and record["run"] == 1 and record["train"]["epochs"] == settings.train.epochs
     log = (model / "training_log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,train_loss") and len(log) == 1 + settings.train.epochs
     assert not model.with_name("model.partial").exists()
@@ -128,15 +130,13 @@ def test_nnunets_own_loading_by_name_predicts_like_ours(runs, toy_cases):
     with nnunet_environment():
         own = nnUNetPredictor(use_mirroring=False, device=torch.device("cpu"), allow_tqdm=False)
         own.initialize_from_trained_model_folder(str(trained_model_folder(runs["a"]["model"])), use_folds=(0,))
-    ours = load_predictor(runs["a"]["model"], PredictSettings(tile_batch=1))
+    ours = load_predictor(runs["a"]["model"], PredictSettings.from_config(), tile_batch=1)
     image = toy_cases["toy005"][0]
     assert np.array_equal(predict_image(own, image), predict_image(ours, image))
 
 
 def test_killed_run_continues_from_its_latest_checkpoint(preprocessed, tmp_path, monkeypatch):
     settings = preprocessed["settings"]
-    settings = type(settings)(**{**settings.__dict__, "train": type(settings.train)(
-        **{**settings.train.__dict__, "save_every": 1})})
     original = nnUNetTrainer_lungsynth.on_epoch_end
 
     def killed_after_first_epoch(self):
@@ -145,14 +145,16 @@ def test_killed_run_continues_from_its_latest_checkpoint(preprocessed, tmp_path,
 
     monkeypatch.setattr(nnUNetTrainer_lungsynth, "on_epoch_end", killed_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_run(preprocessed["dataset"], tmp_path / "model", settings, seed=7)
+        train_run(preprocessed["dataset"], tmp_path / "model", settings.plan, settings.train, seed=7,
+                  checkpoint_every=1)
     partial = tmp_path / "model.partial"
     assert not (tmp_path / "model").exists()
     assert list(partial.rglob("checkpoint_latest.pth"))
     monkeypatch.setattr(nnUNetTrainer_lungsynth, "on_epoch_end", original)
 
     resumed = time.time()
-    checkpoint = train_run(preprocessed["dataset"], tmp_path / "model", settings, seed=7)
+    checkpoint = train_run(preprocessed["dataset"], tmp_path / "model", settings.plan, settings.train, seed=7,
+                           checkpoint_every=1)
     assert checkpoint.exists() and not partial.exists()
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     starts = ckpt["logging"]["epoch_start_timestamps"]
@@ -161,7 +163,8 @@ def test_killed_run_continues_from_its_latest_checkpoint(preprocessed, tmp_path,
 
 def test_missing_preprocessed_dataset_is_an_input_error(tmp_path, preprocessed):
     with pytest.raises(InputError, match="plan_and_preprocess"):
-        train_run(tmp_path / "Dataset501_Real", tmp_path / "model", preprocessed["settings"], seed=1)
+        train_run(tmp_path / "Dataset501_Real", tmp_path / "model", preprocessed["settings"].plan,
+                  preprocessed["settings"].train, seed=1)
 
 
 def test_missing_or_damaged_checkpoint_is_an_input_error(runs, tmp_path, preprocessed):
@@ -190,8 +193,8 @@ def test_without_the_trainers_seeding_runs_differ(preprocessed, tmp_path, monkey
 
     monkeypatch.setattr(trainer_module, "seed_everything", lambda seed: None)
     settings = preprocessed["settings"]
-    first = weights(train_run(preprocessed["dataset"], tmp_path / "x", settings, seed=7))
-    second = weights(train_run(preprocessed["dataset"], tmp_path / "y", settings, seed=7))
+    first = weights(train_run(preprocessed["dataset"], tmp_path / "x", settings.plan, settings.train, seed=7))
+    second = weights(train_run(preprocessed["dataset"], tmp_path / "y", settings.plan, settings.train, seed=7))
     assert not all(torch.equal(first[k], second[k]) for k in first)
 
 
@@ -200,16 +203,16 @@ def test_mask_fidelity_scores_each_volume_against_its_mask_and_relates_it_to_rea
     import pandas as pd
 
     from lungsynth.nnunet.evaluate import dice_table
-    from lungsynth.pipeline.nnunet import mask_fidelity
-
-    from .toys import tiny_config
+    from lungsynth.pipeline.fidelity import mask_fidelity
+    from lungsynth.stats import with_record
 
     run_dir = tmp_path / "Real" / "run1"
     run_dir.mkdir(parents=True)
     (run_dir / "model").symlink_to(runs["a"]["model"])
     real = predict_cases(run_dir / "model", {"toy005": toy_cases["toy005"][0]}, tmp_path / "real",
                          preprocessed["settings"].predict)
-    dice_table({"toy005": (toy_cases["toy005"][1], real["toy005"])}).to_csv(run_dir / "test_dice.csv", index=False)
+    with_record(dice_table({"toy005": (toy_cases["toy005"][1], real["toy005"])}), "Real", 1, "test").to_csv(
+        run_dir / "test_dice.csv", index=False)
     # the "synthetic" volumes: toy004 with its own mask, and toy004's image against toy005's mask
     images = [toy_cases["toy004"][0], tmp_path / "shifted.nii.gz"]
     (tmp_path / "shifted.nii.gz").symlink_to(toy_cases["toy004"][0])
@@ -217,10 +220,10 @@ def test_mask_fidelity_scores_each_volume_against_its_mask_and_relates_it_to_rea
     masks[1].parent.mkdir()
     masks[1].symlink_to(toy_cases["toy005"][1])
     out = tmp_path / "fidelity.csv"
-    mask_fidelity([run_dir / "model"], images, masks, [run_dir / "test_dice.csv"], out, tiny_config(), threads=1)
+    mask_fidelity([run_dir / "model"], images, masks, [run_dir / "test_dice.csv"], out, {}, threads=1)
     table = pd.read_csv(out).set_index("case")
     assert list(table.index) == ["shifted", "toy004", "summary"]
-    assert table.loc["toy004", "run"] == "run1"
+    assert table.loc["toy004", "run"] == "1"
     assert table.loc["toy004", "dice"] > table.loc["shifted", "dice"]   # the nodule is where its own mask is
     summary = table.loc["summary"]
     assert summary["dice"] == pytest.approx(table.loc[["shifted", "toy004"], "dice"].mean())

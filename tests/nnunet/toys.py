@@ -40,11 +40,10 @@ def write_toy_cases(folder: Path, n: int, seed: int = 0, prefix: str = "toy") ->
 def tiny_config(**overrides) -> dict:
     """The ``nnunet:`` config section of :func:`tiny_settings`."""
     values = {
-        "datasets": {"Real": 501, "Synthetic": 502, "Real+Synthetic": 503},
-        "configuration": "3d_fullres", "plans_name": "lungsynthTiny", "runs": 2, "seed": 7,
-        "epochs": 2, "iterations_per_epoch": 3, "val_iterations_per_epoch": 1,
-        "plan": {"features": [8, 16, 32], "patch_size": [32, 32, 32], "batch_size": 2},
-        "predict": {"tile_batch": 4},
+        "datasets": {"Real": 501, "Synthetic": 502, "RealSynthetic": 503}, "runs": 2, "seed": 7,
+        "train": {"epochs": 2, "iterations_per_epoch": 3, "val_iterations_per_epoch": 1},
+        "plan": {"configuration": "3d_fullres", "plans_name": "lungsynthTiny", "features": [8, 16, 32],
+                 "patch_size": [32, 32, 32], "batch_size": 2},
     }
     values.update(overrides)
     return values

@@ -9,8 +9,7 @@ from lungsynth.settings import PreprocessSettings
 
 
 def _settings(spacing=(6.0, 4.0, 4.0), size=(32, 64, 64)):
-    return PreprocessSettings(consensus_level=0.5, min_nodule_mm=3.0, min_readers=1, lung_threshold_hu=-400,
-                              crop_margin_mm=10.0, target_spacing=spacing, volume_size=size)
+    return PreprocessSettings.from_config({"consensus_level": 0.5, "min_nodule_mm": 3.0, "min_readers": 1, "lung_threshold_hu": -400, "crop_margin_mm": 10.0, "target_spacing": spacing, "volume_size": size})
 
 
 def test_crop_has_the_fixed_size_spacing_and_dtypes(chest):

@@ -73,3 +73,13 @@ def workflow_rules() -> set[str]:
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return set(done.stdout.split())
+
+
+def test_profile_named_slurm_is_found_from_the_repository_root(monkeypatch):
+    """`snakemake --profile slurm` (the design card's command) looks in ./slurm first."""
+    from snakemake.cli import get_profile_dir
+
+    monkeypatch.chdir(REPO)
+    directory, config = get_profile_dir("slurm")
+    assert config.resolve() == (REPO / "profiles" / "slurm" / "config.yaml").resolve()
+    assert get_profile_dir("profiles/slurm")[1].resolve() == config.resolve()

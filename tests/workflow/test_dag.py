@@ -100,6 +100,54 @@ def test_nothing_to_do_after_a_complete_run(dag, run_snakemake):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def scheduled_jobs(output: str) -> dict:
+    """``rule -> count`` from the "Job stats" table of a dry run (without ``all``); {} if nothing to do."""
+    if "Job stats:" not in output:
+        assert "Nothing to be done" in output, output[-3000:]
+        return {}
+    jobs = {}
+    for line in output[output.index("Job stats:"):].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] not in ("all", "total"):
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+ARMS_RETRAINED = {"utility_stats": 1, "bootstrap_intervals": 1, "figure3": 1, "prediction_examples": 1}
+
+# one key changed at a time -> exactly the jobs that must run again (tiny config: 5 training, 2 validation,
+# 1 test case, 2 runs per arm, 1 worst validation case, 1 targeted volume per mask)
+RERUN_SCOPE = [
+    ("execution:\n  nnunet_tile_batch: 8\n", {}),                          # a prediction speed knob
+    ("execution:\n  ddpm_checkpoint_every: 3\n", {}),                      # a training speed knob
+    ("report:\n  figure2_cases: 2\n", {"figure2": 2}),                      # the figures only
+    ("report:\n  montage_cases: 1\n", {"data_montage": 1}),
+    ("stats:\n  bootstrap_resamples: 300\n", {"bootstrap_intervals": 1}),
+    ("quality:\n  shell_mm: 4.0\n", {"synthetic_quality": 2}),
+    ("nnunet:\n  runs: 3\n", {"nnunet_train": 3, "nnunet_predict": 3, **ARMS_RETRAINED}),
+    ("targeted:\n  per_mask: 2\n", {"sample": 1, "synthetic_quality": 1, "figure2": 1, "synthetic_fidelity": 1,
+                                     "nnunet_raw_dataset": 1, "nnunet_plan": 1, "nnunet_train": 2,
+                                     "nnunet_predict": 2, **ARMS_RETRAINED}),
+    ("ddpm:\n  network:\n    channels: [8, 16, 24]\n",                 # the model: everything synthetic
+     {"train_ddpm": 1, "sample": 6, "synthetic_quality": 2, "figure2": 2, "synthetic_fidelity": 2,
+      "nnunet_raw_dataset": 2, "nnunet_plan": 2, "nnunet_train": 4, "nnunet_predict": 4, **ARMS_RETRAINED}),
+]
+
+
+@pytest.mark.parametrize("overlay, expected", RERUN_SCOPE, ids=[o.split(":")[0] + "." + o.split()[1].rstrip(":")
+                                                                for o, _ in RERUN_SCOPE])
+def test_a_changed_key_reruns_only_what_depends_on_it(dag, run_snakemake, tmp_path, overlay, expected):
+    from tests.workflow.conftest import TEST_CONFIG
+
+    change = tmp_path / "change.yaml"
+    change.write_text(overlay)
+    result = run_snakemake(dag, "-n", "all", configfiles=[TEST_CONFIG, change])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert scheduled_jobs(result.stdout + result.stderr) == expected
+
+
 def test_one_run_rebuilds_alone_and_reproduces_its_dice(dag, run_snakemake):
     target = dag / "results/nnunet/Real/run2/test_dice.csv"
     before = pd.read_csv(target)
@@ -117,7 +165,7 @@ def test_fidelity_relates_synthetic_dice_to_the_real_test_dice_of_the_real_run(d
     for name in ("general", "targeted"):
         table = pd.read_csv(dag / f"results/synthetic/{name}/fidelity.csv", dtype={"case": str})
         volumes = sorted(p.name.removesuffix(".nii.gz") for p in (dag / f"results/synthetic/{name}").glob("*.nii.gz"))
-        assert sorted(table.case[:-1]) == volumes and (table.run[:-1] == "run1").all()
+        assert sorted(table.case[:-1]) == volumes and (table.run[:-1] == "1").all()
         assert table.dice.between(0, 1).all()
         real = pd.read_csv(dag / "results/nnunet/Real/run1/test_dice.csv")["dice"].mean()
         assert table.real_test_dice.iloc[-1] == pytest.approx(real)

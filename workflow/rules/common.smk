@@ -1,46 +1,52 @@
 # Helpers and input functions shared by the rules. The other .smk files hold rules only.
+#
+# Params carry only what an output depends on, so that a changed key reruns only what it
+# touches (the narrowest config sections a job reads). The execution section (checkpoint
+# intervals, batch sizes of inference) is never a param; scripts read it from the config.
 import json
 from pathlib import Path
 
 import pandas as pd
-from lungsynth.pipeline.ddpm import source_case
+from lungsynth import arms
+from lungsynth.cases import SYNTHETIC_SETS, source_case, synthetic_ids
+from lungsynth.config import problems
+from lungsynth.errors import InputError
+from lungsynth.nnunet.settings import run_seed
 from lungsynth.pipeline.samplers import sampler_settings
+from lungsynth.settings import WorkflowSettings
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
 def validate_config():
-    """Check the merged config against the schema; name the config file(s) and every bad key."""
+    """Check the merged config against the schema and fill its defaults; name the config file(s)
+    and every bad key. Then the checks that span sections (lungsynth.settings.WorkflowSettings)."""
+    files = ", ".join(str(f) for f in workflow.configfiles)
     try:
-        validate(config, "../schemas/config.schema.yaml")
+        validate(config, "../schemas/config.schema.yaml", set_default=True)
     except WorkflowError:
-        import jsonschema
-        import yaml
-
-        schema = yaml.safe_load(open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"))
-        problems = [
-            f"  {'.'.join(map(str, error.absolute_path)) or '(top level)'}: {error.message}"
-            for error in jsonschema.Draft202012Validator(schema).iter_errors(config)
-        ]
-        files = ", ".join(str(f) for f in workflow.configfiles)
-        raise WorkflowError(f"invalid configuration in {files}:\n" + "\n".join(problems)) from None
+        raise WorkflowError(f"invalid configuration in {files}:\n  " + "\n  ".join(problems(config))) from None
+    try:
+        WorkflowSettings.from_config(config)
+    except InputError as err:
+        raise WorkflowError(f"invalid configuration in {files}:\n  {err}") from None
 
 
 validate_config()
 
 SOURCE = config["data"]["source"]
-
-
-# arms as folder-safe tokens; lungsynth.pipeline.nnunet.ARM_LABELS gives the paper's names
-ARMS = ["Real", "Synthetic", "RealSynthetic"]
+ARMS = arms.TOKENS
 
 
 wildcard_constraints:
     case=r"[^/]+",
-    set=r"general|targeted",
+    set="|".join(SYNTHETIC_SETS),
     sampler=r"ddpm|ddim[1-9][0-9]*",
     arm="|".join(ARMS),
-    run=r"\d+",
+    run=r"[1-9][0-9]*",
+
+
+# ----------------------------------------------------------------------------- cases and splits
 
 
 def selected_cases():
@@ -53,12 +59,8 @@ def all_cases():
 
 
 def case_split():
-    """train / validation / test case ids: the same function the `split` rule writes."""
-    from lungsynth.splits import split_cases
-
-    cases = selected_cases()
-    return split_cases(dict(zip(cases["case"], cases["patient_id"])), config["split"]["proportions"],
-                       config["split"]["seed"])
+    """train / validation / test case ids, as the `split` checkpoint wrote them."""
+    return json.loads(Path(checkpoints.split.get().output[0]).read_text())
 
 
 def split_paths(name, kind):
@@ -68,11 +70,11 @@ def split_paths(name, kind):
 
 def synthetic_cases(name):
     """Synthetic case ids of set ``name``: general = the training cases; targeted = per_mask
-    variants <case>_v<k> of the worst validation cases (known after the Real nnU-Net runs)."""
+    variants of the worst validation cases (known after the Real nnU-Net runs)."""
     if name == "general":
-        return case_split()["train"]
-    worst = pd.read_csv(checkpoints.worst_validation.get().output[0], dtype={"case": str})
-    return [f"{case}_v{k}" for case in worst["case"] for k in range(1, config["sampling"]["per_mask"] + 1)]
+        return synthetic_ids("general", case_split()["train"])
+    worst = pd.read_csv(checkpoints.worst_validation.get().output[0], dtype={"case": str})["case"]
+    return synthetic_ids("targeted", worst, config["targeted"]["per_mask"])
 
 
 def synthetic_paths(name, kind):
@@ -81,52 +83,30 @@ def synthetic_paths(name, kind):
     return expand(f"{folder}/{{case}}.nii.gz", case=synthetic_cases(name))
 
 
-def run_files(arm, name):
-    """``results/nnunet/<arm>/run<k>/<name>`` for every run k of an arm."""
-    return [f"results/nnunet/{arm}/run{k}/{name}" for k in range(1, config["nnunet"]["runs"] + 1)]
+def conditioning_mask(wildcards):
+    return f"results/data/masks/{source_case(wildcards.set, wildcards.case)}.nii.gz"
 
 
-def generation_settings():
-    """The `sampling:` section without `quality` and `per_mask`: what one generated volume depends
-    on (so changing a quality metric or the size of the targeted set regenerates nothing)."""
-    return {key: value for key, value in config["sampling"].items() if key not in ("quality", "per_mask")}
-
-
-def fidelity_files(name):
-    """``name`` (model | test_dice.csv) of the Real runs that score mask fidelity."""
-    return run_files("Real", name)[: config["sampling"]["quality"]["fidelity_runs"]]
-
-
-def sampler_comparison_inputs(wildcards):
-    """The first `sampler_comparison.cases` validation cases by every compared sampler."""
-    cases = case_split()["validation"][: config["sampler_comparison"]["cases"]]
-    inputs = {f"volumes_{name}": expand(f"results/samplers/{name}/{{case}}.nii.gz", case=cases)
-              for name in config["sampler_comparison"]["samplers"]}
-    return inputs | {
-        "masks": expand("results/data/masks/{case}.nii.gz", case=cases),
-        "real": expand("results/data/images/{case}.nii.gz", case=cases),
-        "reference": split_paths("train", "images"),
-        "models": fidelity_files("model"),
+def figure2_inputs(wildcards):
+    """The first `report.figure2_cases` volumes of a set, their masks and the real crops of the same masks."""
+    cases = synthetic_cases(wildcards.set)[: config["report"]["figure2_cases"]]
+    return {
+        "images": expand(f"results/synthetic/{wildcards.set}/{{case}}.nii.gz", case=cases),
+        "masks": expand(f"results/synthetic/{wildcards.set}/masks/{{case}}.nii.gz", case=cases),
+        "real": [f"results/data/images/{source_case(wildcards.set, c)}.nii.gz" for c in cases],
     }
 
 
-def arm_inputs(wildcards):
-    """The crops an arm's nnU-Net dataset is built from (Real | Synthetic | RealSynthetic)."""
-    inputs = {"validation_images": split_paths("validation", "images"),
-              "validation_masks": split_paths("validation", "masks")}
-    if wildcards.arm in ("Real", "RealSynthetic"):
-        inputs.update(train_images=split_paths("train", "images"), train_masks=split_paths("train", "masks"))
-    if wildcards.arm == "Synthetic":
-        inputs.update(general_images=synthetic_paths("general", "images"),
-                      general_masks=synthetic_paths("general", "masks"))
-    if wildcards.arm == "RealSynthetic":
-        inputs.update(targeted_images=synthetic_paths("targeted", "images"),
-                      targeted_masks=synthetic_paths("targeted", "masks"))
-    return inputs
+# ----------------------------------------------------------------------------- data sources
 
 
 def select_cases_input(wildcards):
     return [] if SOURCE == "nifti" else ["results/lidc/nodules.csv"]
+
+
+def nodule_criteria():
+    """The two `preprocess` keys that decide which reader clusters are nodules (the selection's)."""
+    return {key: config["preprocess"][key] for key in ("min_nodule_mm", "min_readers")}
 
 
 def preprocess_input(wildcards):
@@ -142,6 +122,66 @@ def preprocess_input(wildcards):
 
 def dicom_root():
     return "results/phantom/dicom" if SOURCE == "phantom" else config["data"]["lidc_root"]
+
+
+# ----------------------------------------------------------------------------- nnU-Net arms and runs
+
+
+def run_files(arm, name, runs=None):
+    """``results/nnunet/<arm>/run<k>/<name>`` for the first ``runs`` runs of an arm (default: all)."""
+    runs = config["nnunet"]["runs"] if runs is None else runs
+    return [f"results/nnunet/{arm}/run{k}/{name}" for k in range(1, runs + 1)]
+
+
+def selection_files(name):
+    """``name`` of the Real runs whose validation Dice picks the worst cases (`targeted.selection_runs`)."""
+    return run_files(arms.REFERENCE.token, name, config["targeted"]["selection_runs"])
+
+
+def fidelity_files(name):
+    """``name`` (model | test_dice.csv) of the Real runs that score mask fidelity (`quality.fidelity_runs`)."""
+    return run_files(arms.REFERENCE.token, name, config["quality"]["fidelity_runs"])
+
+
+def all_dice_files(wildcards):
+    return [f for arm in ARMS for name in ("validation_dice.csv", "test_dice.csv") for f in run_files(arm, name)]
+
+
+def arm_inputs(wildcards):
+    """The crops an arm's nnU-Net dataset is built from: its training sets and the real validation cases."""
+    inputs = {"validation_images": split_paths("validation", "images"),
+              "validation_masks": split_paths("validation", "masks")}
+    for name in arms.arm(wildcards.arm).training_sets:
+        if name == "real":
+            inputs["real_images"], inputs["real_masks"] = split_paths("train", "images"), split_paths("train", "masks")
+        else:
+            inputs[f"{name}_images"], inputs[f"{name}_masks"] = synthetic_paths(name, "images"), synthetic_paths(name, "masks")
+    return inputs
+
+
+def dataset_name(wildcards):
+    """nnU-Net's DatasetXXX_Name of an arm."""
+    return arms.arm(wildcards.arm).dataset_name(config["nnunet"]["datasets"][wildcards.arm])
+
+
+def seed_of_run(wildcards):
+    return run_seed(config["nnunet"]["seed"], int(wildcards.run))
+
+
+def sampler_comparison_inputs(wildcards):
+    """The first `sampler_comparison.cases` validation cases by every compared sampler."""
+    cases = case_split()["validation"][: config["sampler_comparison"]["cases"]]
+    inputs = {f"volumes_{name}": expand(f"results/samplers/{name}/{{case}}.nii.gz", case=cases)
+              for name in config["sampler_comparison"]["samplers"]}
+    return inputs | {
+        "masks": expand("results/data/masks/{case}.nii.gz", case=cases),
+        "real": expand("results/data/images/{case}.nii.gz", case=cases),
+        "reference": split_paths("train", "images"),
+        "models": fidelity_files("model"),
+    }
+
+
+# ----------------------------------------------------------------------------- targets of `all`
 
 
 def data_outputs(wildcards):
@@ -161,10 +201,16 @@ def ddpm_outputs(wildcards):
 
 
 def utility_outputs(wildcards):
-    return ["results/table1.csv", "results/figures/figure3.png", "results/figures/predictions.png"] + [
+    return ["results/table1.csv", "results/stats/bootstrap.csv", "results/figures/figure3.png",
+            "results/figures/predictions.png"] + [
         f"results/synthetic/targeted/{name}" for name in ("quality.csv", "figure2.png")
-    ] + [f"results/synthetic/{set}/fidelity.csv" for set in ("general", "targeted")]
+    ] + [f"results/synthetic/{set}/fidelity.csv" for set in SYNTHETIC_SETS]
 
 
 def all_outputs(wildcards):
-    return data_outputs(wildcards) + ddpm_outputs(wildcards) + utility_outputs(wildcards)
+    """Every target. It lists the synthetic volumes too, so that its own input function reads every
+    checkpoint (selection, split, worst validation cases) before any job below them is created:
+    Snakemake 9.27 does not check params and code of jobs first created while a checkpoint they
+    read was pending (`snakemake -n all` missed changed params of the DDPM and nnU-Net rules)."""
+    return (data_outputs(wildcards) + synthetic_paths("general", "images") + synthetic_paths("targeted", "images")
+            + ddpm_outputs(wildcards) + utility_outputs(wildcards))

@@ -1,4 +1,5 @@
-# Source volumes -> preprocessed crops, case table, patient split, montage (design.md steps 1-3).
+# Source volumes -> preprocessed crops, case table, patient split, montage
+# (docs/design-decisions.md, "Data").
 
 
 rule nodule_table:
@@ -27,8 +28,8 @@ checkpoint select_cases:
         "logs/data/select_cases.log",
     params:
         data=config["data"],
-        phantom=config["phantom"],
-        preprocess=config["preprocess"],
+        phantom=config["phantom"] if SOURCE == "phantom" else {},
+        criteria=nodule_criteria(),
     threads: 1
     resources:
         mem_mb=1000,
@@ -103,7 +104,7 @@ rule case_table:
         "../scripts/case_table.py"
 
 
-rule split:
+checkpoint split:
     input:
         "results/data/selection.csv",
     output:
@@ -125,8 +126,8 @@ rule split:
 rule data_montage:
     input:
         cases="results/data/cases.csv",
-        images=lambda wildcards: expand("results/data/images/{case}.nii.gz", case=all_cases()),
-        masks=lambda wildcards: expand("results/data/masks/{case}.nii.gz", case=all_cases()),
+        images=lambda wildcards: expand("results/data/images/{case}.nii.gz", case=all_cases()[: config["report"]["montage_cases"]]),
+        masks=lambda wildcards: expand("results/data/masks/{case}.nii.gz", case=all_cases()[: config["report"]["montage_cases"]]),
     output:
         report("results/data/montage.png", caption="../report/montage.rst", category="Data"),
     log:

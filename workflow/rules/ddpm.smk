@@ -1,4 +1,6 @@
-# The patch-wise DDPM: trained on random patches of the real training crops (design.md step 4).
+# The patch-wise DDPM: trained on random patches of the real training crops
+# (docs/design-decisions.md, "The DDPM"). Its params are the whole `ddpm:` section: the model
+# depends on every key of it; the checkpoint interval is `execution.ddpm_checkpoint_every`.
 
 
 rule train_ddpm:

@@ -1,5 +1,8 @@
 # The utility experiment: one nnU-Net v2 dataset per arm, `runs` seeded trainings per arm on the
-# same fixed split, predictions of the real validation and test cases (design.md steps 6-7).
+# same fixed split, predictions of the real validation and test cases
+# (docs/design-decisions.md, "The utility experiment"). Each rule's params are the part of
+# `nnunet:` its output depends on: the dataset's name and links, the plan, the schedule and
+# seed of one run, the prediction settings.
 
 
 rule nnunet_raw_dataset:
@@ -10,7 +13,8 @@ rule nnunet_raw_dataset:
     log:
         "logs/nnunet/{arm}/raw_dataset.log",
     params:
-        settings=config["nnunet"],
+        dataset=dataset_name,
+        link=config["nnunet"]["link"],
     threads: 1
     resources:
         mem_mb=1000,
@@ -31,7 +35,7 @@ rule nnunet_plan:
     benchmark:
         "benchmarks/nnunet/{arm}/plan.tsv"
     params:
-        settings=config["nnunet"],
+        plan=config["nnunet"]["plan"],
     threads: 1
     resources:
         mem_mb=4000,
@@ -52,7 +56,9 @@ rule nnunet_train:
     benchmark:
         "benchmarks/nnunet/{arm}/run{run}/train.tsv"
     params:
-        settings=config["nnunet"],
+        plan=config["nnunet"]["plan"],
+        train=config["nnunet"]["train"],
+        seed=seed_of_run,
     threads: 1
     resources:
         mem_mb=6000,
@@ -79,7 +85,7 @@ rule nnunet_predict:
     benchmark:
         "benchmarks/nnunet/{arm}/run{run}/predict.tsv"
     params:
-        settings=config["nnunet"],
+        settings=config["nnunet"]["predict"],
     threads: 1
     resources:
         mem_mb=4000,
@@ -92,7 +98,7 @@ rule nnunet_predict:
 
 checkpoint worst_validation:
     input:
-        dice=lambda wildcards: run_files("Real", "validation_dice.csv"),
+        dice=lambda wildcards: selection_files("validation_dice.csv"),
         masks=lambda wildcards: split_paths("validation", "masks"),
         images=lambda wildcards: split_paths("validation", "images"),
     output:

@@ -15,7 +15,7 @@ rule sample_with_sampler:
     benchmark:
         "benchmarks/samplers/{sampler}/{case}.tsv"
     params:
-        settings=lambda wildcards: sampler_settings(wildcards.sampler, generation_settings()),
+        settings=lambda wildcards: sampler_settings(wildcards.sampler, config["sampling"]),
     threads: 1
     resources:
         mem_mb=4000,
@@ -36,8 +36,8 @@ rule sampler_comparison:
         "logs/samplers/comparison.log",
     params:
         samplers=config["sampler_comparison"]["samplers"],
-        sampling=config["sampling"],
-        nnunet=config["nnunet"],
+        quality=config["quality"],
+        predict=config["nnunet"]["predict"],
     threads: 1
     resources:
         mem_mb=4000,

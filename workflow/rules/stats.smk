@@ -1,21 +1,17 @@
-# Statistics and figures of the utility experiment (design.md step 8).
+# Statistics and figures of the utility experiment (docs/design-decisions.md, "Statistics").
 
 
 rule utility_stats:
     input:
-        lambda wildcards: [f for arm in ARMS for name in ("validation_dice.csv", "test_dice.csv")
-                           for f in run_files(arm, name)],
+        all_dice_files,
     output:
         table1=report("results/table1.csv", caption="../report/table1.rst", category="Utility"),
         per_case="results/stats/per_case_dice.csv",
         run_means="results/stats/run_means.csv",
         paired="results/stats/paired_tests.csv",
-        bootstrap="results/stats/bootstrap.csv",
         case_means=expand("results/stats/case_means_{subset}.csv", subset=["test", "validation"]),
     log:
         "logs/stats/utility_stats.log",
-    params:
-        seed=config["stats"]["seed"],
     threads: 1
     resources:
         mem_mb=2000,
@@ -24,6 +20,25 @@ rule utility_stats:
         "../../envs/lungsynth.yaml"
     script:
         "../scripts/utility_stats.py"
+
+
+rule bootstrap_intervals:
+    input:
+        "results/stats/per_case_dice.csv",
+    output:
+        "results/stats/bootstrap.csv",
+    log:
+        "logs/stats/bootstrap.log",
+    params:
+        settings=config["stats"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/lungsynth.yaml"
+    script:
+        "../scripts/bootstrap.py"
 
 
 rule figure3:
@@ -57,7 +72,7 @@ rule prediction_examples:
     log:
         "logs/figures/predictions.log",
     params:
-        n_cases=config["stats"]["example_cases"],
+        n_cases=config["report"]["example_cases"],
     threads: 1
     resources:
         mem_mb=2000,

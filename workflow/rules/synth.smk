@@ -1,12 +1,13 @@
-# Synthetic volumes: one per conditioning mask (design.md step 5).
-# general  = every real training mask; targeted = `per_mask` variants <case>_v<k> of each worst
-# validation mask (the list comes from the Real nnU-Net runs).
+# Synthetic volumes: one per conditioning mask (docs/design-decisions.md, "Synthetic sets").
+# general  = every real training mask; targeted = `targeted.per_mask` variants <case>_v<k> of each
+# worst validation mask (the list comes from the Real nnU-Net runs). A volume depends on the
+# model and on the `sampling:` section only.
 
 
 rule sample:
     input:
         model="results/ddpm/model.pt",
-        mask=lambda wildcards: f"results/data/masks/{source_case(wildcards.case)}.nii.gz",
+        mask=conditioning_mask,
     output:
         image="results/synthetic/{set}/{case}.nii.gz",
         mask="results/synthetic/{set}/masks/{case}.nii.gz",
@@ -15,7 +16,7 @@ rule sample:
     benchmark:
         "benchmarks/synthetic/{set}/{case}.tsv"
     params:
-        settings=generation_settings(),
+        settings=config["sampling"],
     threads: 1
     resources:
         mem_mb=4000,
@@ -38,7 +39,7 @@ rule synthetic_quality:
     log:
         "logs/synthetic/{set}/quality.log",
     params:
-        settings=config["sampling"],
+        settings=config["quality"],
     threads: 1
     resources:
         mem_mb=4000,
@@ -51,18 +52,14 @@ rule synthetic_quality:
 
 rule figure2:
     input:
-        images=lambda wildcards: synthetic_paths(wildcards.set, "images")[: config["report"]["figure2_cases"]],
-        masks=lambda wildcards: synthetic_paths(wildcards.set, "masks")[: config["report"]["figure2_cases"]],
-        real=lambda wildcards: [
-            f"results/data/images/{source_case(c)}.nii.gz"
-            for c in synthetic_cases(wildcards.set)[: config["report"]["figure2_cases"]]
-        ],
+        unpack(figure2_inputs),
     output:
         report("results/synthetic/{set}/figure2.png", caption="../report/figure2.rst", category="DDPM"),
     log:
         "logs/synthetic/{set}/figure2.log",
     params:
         title=lambda wildcards: f"{wildcards.set} synthetic volumes: mask, generated, real",
+        n_cases=config["report"]["figure2_cases"],
     threads: 1
     resources:
         mem_mb=2000,
@@ -86,7 +83,7 @@ rule synthetic_fidelity:
     benchmark:
         "benchmarks/fidelity/{set}.tsv"
     params:
-        settings=config["nnunet"],
+        settings=config["nnunet"]["predict"],
     threads: 1
     resources:
         mem_mb=4000,

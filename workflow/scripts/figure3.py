@@ -1,4 +1,4 @@
-from lungsynth.pipeline import nnunet
+from lungsynth.pipeline import utility
 from lungsynth.scripting import run
 
-run(snakemake, lambda: nnunet.figure3(snakemake.input.per_case, snakemake.input.worst, snakemake.output[0]))
+run(snakemake, lambda: utility.figure3(snakemake.input.per_case, snakemake.input.worst, snakemake.output[0]))

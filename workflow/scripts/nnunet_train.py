@@ -1,6 +1,7 @@
 from lungsynth.pipeline import nnunet
 from lungsynth.scripting import run
 
+p = snakemake.params
 run(snakemake, lambda: nnunet.train(
-    snakemake.wildcards.arm, int(snakemake.wildcards.run), snakemake.input[0], snakemake.output[0],
-    snakemake.params.settings, snakemake.threads))
+    snakemake.wildcards.arm, int(snakemake.wildcards.run), snakemake.input[0], snakemake.output[0], p.plan, p.train,
+    p.seed, snakemake.threads, checkpoint_every=snakemake.config["execution"]["nnunet_checkpoint_every"]))

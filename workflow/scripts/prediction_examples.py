@@ -1,7 +1,7 @@
-from lungsynth.pipeline import nnunet
+from lungsynth.pipeline import utility
 from lungsynth.scripting import run
 
 i = snakemake.input
-run(snakemake, lambda: nnunet.prediction_examples(
-    i.per_case, i.worst, i.images, i.masks, {"Real": i.real, "Real+Synthetic": i.real_synthetic},
+run(snakemake, lambda: utility.prediction_examples(
+    i.per_case, i.worst, i.images, i.masks, {"Real": i.real, "RealSynthetic": i.real_synthetic},
     snakemake.output[0], snakemake.params.n_cases))

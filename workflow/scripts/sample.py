@@ -3,4 +3,5 @@ from lungsynth.scripting import run
 
 run(snakemake, lambda: ddpm.sample(
     snakemake.input.model, snakemake.input.mask, snakemake.output.image, snakemake.output.mask,
-    snakemake.wildcards.case, snakemake.params.settings, snakemake.threads))
+    snakemake.wildcards.case, snakemake.params.settings, snakemake.threads,
+    window_batch=snakemake.config["execution"]["sampling_window_batch"]))

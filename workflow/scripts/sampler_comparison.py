@@ -4,5 +4,5 @@ from lungsynth.scripting import run
 volumes = {name: snakemake.input[f"volumes_{name}"] for name in snakemake.params.samplers}
 run(snakemake, lambda: samplers.compare(
     volumes, snakemake.input.masks, snakemake.input.real, snakemake.input.reference, snakemake.input.models,
-    snakemake.output.table, snakemake.output.figure, snakemake.params.sampling, snakemake.params.nnunet,
-    snakemake.threads))
+    snakemake.output.table, snakemake.output.figure, snakemake.params.quality, snakemake.params.predict,
+    snakemake.threads, tile_batch=snakemake.config["execution"]["nnunet_tile_batch"]))

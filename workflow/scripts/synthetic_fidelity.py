@@ -1,6 +1,7 @@
-from lungsynth.pipeline import nnunet
+from lungsynth.pipeline import fidelity
 from lungsynth.scripting import run
 
-run(snakemake, lambda: nnunet.mask_fidelity(
+run(snakemake, lambda: fidelity.mask_fidelity(
     snakemake.input.models, snakemake.input.images, snakemake.input.masks, snakemake.input.real_test,
-    snakemake.output[0], snakemake.params.settings, snakemake.threads))
+    snakemake.output[0], snakemake.params.settings, snakemake.threads,
+    tile_batch=snakemake.config["execution"]["nnunet_tile_batch"]))

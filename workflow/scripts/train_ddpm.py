@@ -3,4 +3,6 @@ from lungsynth.scripting import run
 
 run(snakemake, lambda: ddpm.train(
     snakemake.input.images, snakemake.input.masks, snakemake.params.settings,
-    snakemake.output.model, snakemake.output.losses, snakemake.output.curve, snakemake.threads))
+    snakemake.output.model, snakemake.output.losses, snakemake.output.curve, snakemake.threads,
+    checkpoint_every=snakemake.config["execution"]["ddpm_checkpoint_every"],
+    layout=snakemake.config["execution"]["ddpm_memory_format"]))

@@ -4,7 +4,8 @@ Two files, written atomically (``torch.save`` to a temporary sibling, then ``os.
 
 - the **model** (e.g. ``results/ddpm/model.pt``), written once when training ends: the EMA
   weights plus everything needed to sample without a config (network arguments, noise schedule,
-  intensity window (and the mean image, if the model is relative to one), volume and patch size,
+  intensity window (and the mean image, if the model is relative to one, and the scale of the
+  diffused quantity), volume and patch size,
   voxel spacing, training-data hash, step);
 - the **training state** (``model.pt.state`` by default), rewritten every ``checkpoint_every``
   steps: weights, optimizer, EMA, random-generator state and the loss history, tagged with a
@@ -82,6 +83,7 @@ class LoadedModel:
     step: int
     settings: dict
     mean_image: torch.Tensor | None = None   # (D, H, W) model intensity the samples are relative to
+    data_scale: float = 1.0                   # the diffused quantity is (image - mean image) x data_scale
 
     @property
     def levels(self) -> int:
@@ -109,7 +111,7 @@ def _mm(spacing) -> str:
 
 def save_model(path, ema_model: torch.nn.Module, *, settings: DdpmSettings, network: dict,
                volume_size: Sequence[int], spacing: Sequence[float] | None, data_hash: str, step: int,
-               n_cases: int | None = None, mean_image: torch.Tensor | None = None) -> None:
+               n_cases: int | None = None, mean_image: torch.Tensor | None = None, data_scale: float = 1.0) -> None:
     """Write the model checkpoint (EMA weights + everything sampling needs), atomically."""
     payload = {
         "format": MODEL_FORMAT,
@@ -127,6 +129,7 @@ def save_model(path, ema_model: torch.nn.Module, *, settings: DdpmSettings, netw
         "settings": plain(settings),
         "ema_state_dict": {k: v.detach().cpu().clone() for k, v in ema_model.state_dict().items()},
         "mean_image": None if mean_image is None else mean_image.detach().cpu().to(torch.float32).clone(),
+        "data_scale": float(data_scale),
     }
     save_atomic(path, payload)
 
@@ -148,8 +151,8 @@ def load_model(path, device: str | torch.device = "cpu") -> LoadedModel:
     if missing:
         raise InputError(path, f"checkpoint lacks {missing}")
     try:
-        schedule = ScheduleSettings(**payload["schedule"])
-        intensity = IntensitySettings(**payload["intensity"])
+        schedule = ScheduleSettings.from_config(payload["schedule"])
+        intensity = IntensitySettings.from_config(payload["intensity"])
         model = build_network(payload["network"])
     except (InputError, TypeError, ValueError, KeyError) as err:
         raise InputError(path, f"recorded settings are invalid ({str(err)[:200]})") from None
@@ -172,15 +175,15 @@ def load_model(path, device: str | torch.device = "cpu") -> LoadedModel:
         spacing=None if payload["spacing"] is None else tuple(float(s) for s in payload["spacing"]),
         data_hash=str(payload["data_hash"]), step=int(payload["step"]), settings=payload["settings"],
         mean_image=mean if intensity.mean_image else None,
+        data_scale=float(payload.get("data_scale", 1.0)),
     )
 
 
 def state_fingerprint(settings: DdpmSettings, data_hash: str, volume_size: Sequence[int]) -> str:
     """What a training state must match to be resumed: every setting that changes the arithmetic
-    (not ``steps``, so a longer run continues a shorter one; not ``checkpoint_every``) and the data."""
+    (not ``steps``, so a longer run continues a shorter one) and the data."""
     values = plain(settings)
     values["training"].pop("steps")
-    values["training"].pop("checkpoint_every")
     blob = json.dumps({"settings": values, "data": data_hash, "volume": list(volume_size),
                        "format": FORMAT_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

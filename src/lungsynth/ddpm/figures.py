@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LUNG_WINDOW_HU = (-1000.0, 400.0)  # display window (HU) for CT slices
+from ..figures_data import WINDOW_HU as LUNG_WINDOW_HU, nodule_slice  # noqa: E402
 
 
 def loss_curve_figure(losses: pd.DataFrame, title: str = "DDPM training loss"):
@@ -36,12 +36,6 @@ def loss_curve_figure(losses: pd.DataFrame, title: str = "DDPM training loss"):
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
-
-
-def nodule_slice(mask: np.ndarray) -> int:
-    """The axial index (z) with the most nodule voxels (the middle slice if the mask is empty)."""
-    areas = np.asarray(mask).reshape(mask.shape[0], -1).sum(axis=1)
-    return int(np.argmax(areas)) if areas.any() else mask.shape[0] // 2
 
 
 def figure2(cases: Sequence[dict], window: tuple[float, float] = LUNG_WINDOW_HU,

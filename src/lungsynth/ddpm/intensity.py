@@ -47,3 +47,30 @@ def to_hu_int16(x, window: IntensitySettings) -> np.ndarray:
     if isinstance(hu, torch.Tensor):
         hu = hu.cpu().numpy()
     return np.clip(np.rint(hu), -32768, 32767).astype(np.int16)
+
+
+def unit_std_scale(hu: torch.Tensor, window: IntensitySettings, mean: torch.Tensor | None) -> float:
+    """1 / std of what the model diffuses (the crops ``(N, D, H, W)`` in model intensity, minus the
+    mean image if any) over every training voxel: the factor that gives it unit variance (MAISI's
+    ``scale_factor``). 1.0 unless ``window.unit_std``."""
+    if not window.unit_std:
+        return 1.0
+    total = total_sq = 0.0
+    count = 0
+    for volume in hu:  # one case at a time, in float64
+        x = hu_to_model(volume, window).to(torch.float64)
+        if mean is not None:
+            x = x - mean.to(torch.float64)
+        total += float(x.sum())
+        total_sq += float((x * x).sum())
+        count += x.numel()
+    variance = total_sq / count - (total / count) ** 2
+    return 1.0 / max(variance, 1e-12) ** 0.5
+
+
+def diffusion_bounds(mean: torch.Tensor | None, scale: float, shape):
+    """Per-voxel range ``(low, high)`` of the diffused quantity for an image in [-1, 1]:
+    ``[(-1 - m) s, (1 - m) s]`` with the mean image ``m`` (0 without one) and the scale ``s``.
+    Clipping the predicted x_0 to it holds the image itself to [-1, 1] at every step."""
+    m = torch.zeros(shape) if mean is None else mean.to(torch.float32)
+    return (-1.0 - m) * scale, (1.0 - m) * scale

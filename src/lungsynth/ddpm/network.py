@@ -25,11 +25,13 @@ OUT_CHANNELS = 1  # epsilon (or v)
 
 
 def network_config(settings: NetworkSettings) -> dict[str, Any]:
-    """Plain keyword arguments of :class:`DiffusionModelUNet` (what the checkpoint stores)."""
+    """Plain keyword arguments of :class:`DiffusionModelUNet` (what the checkpoint stores), plus
+    ``coordinate_frequencies`` (Fourier features of the coordinates, :class:`CoordinateFeatures`)."""
     levels = settings.levels
     return {
         "spatial_dims": 3,
-        "in_channels": IN_CHANNELS,
+        "in_channels": IN_CHANNELS + CoordinateFeatures.extra_channels(settings.coordinate_frequencies),
+        "coordinate_frequencies": settings.coordinate_frequencies,
         "out_channels": OUT_CHANNELS,
         "channels": list(settings.channels),
         "num_res_blocks": settings.num_res_blocks,
@@ -41,9 +43,34 @@ def network_config(settings: NetworkSettings) -> dict[str, Any]:
     }
 
 
-def build_network(config: dict[str, Any]) -> DiffusionModelUNet:
+class CoordinateFeatures(torch.nn.Module):
+    """The denoiser with Fourier features of its coordinate channels.
+
+    Takes the usual ``[x_t, mask, z, y, x]`` and hands the U-Net ``[x_t, mask, z, y, x,
+    sin(2^k pi c), cos(2^k pi c) for k < frequencies and c in (z, y, x)]``: a patch's position at
+    several scales, which a few convolutions on the raw ramps resolve only slowly (NeRF-style
+    positional encoding). Computed on the fly, so patches and the whole volume get the same features.
+    """
+
+    def __init__(self, unet: torch.nn.Module, frequencies: int):
+        super().__init__()
+        self.unet, self.frequencies = unet, int(frequencies)
+
+    @staticmethod
+    def extra_channels(frequencies: int) -> int:
+        return 6 * int(frequencies)
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        coords = x[:, 2:5]
+        scales = (2.0 ** torch.arange(self.frequencies, device=x.device, dtype=x.dtype)) * torch.pi
+        angles = (coords[:, :, None] * scales.view(1, 1, -1, *([1] * (x.ndim - 2)))).flatten(1, 2)
+        return self.unet(torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1), timesteps)
+
+
+def build_network(config: dict[str, Any]) -> torch.nn.Module:
     """The net from :func:`network_config`'s arguments (fresh weights)."""
     kwargs = dict(config)
+    frequencies = int(kwargs.pop("coordinate_frequencies", 0))
     mid_block_attention = kwargs.pop("mid_block_attention", True)
     kwargs["channels"] = tuple(kwargs["channels"])
     kwargs["attention_levels"] = tuple(kwargs["attention_levels"])
@@ -51,7 +78,7 @@ def build_network(config: dict[str, Any]) -> DiffusionModelUNet:
     if not mid_block_attention:
         # AttnMidBlock.forward is resnet_1 -> attention -> resnet_2; the identity keeps it convolutional
         net.middle_block.attention = torch.nn.Identity()
-    return net
+    return CoordinateFeatures(net, frequencies) if frequencies else net
 
 
 def levels_of(config: dict[str, Any]) -> int:

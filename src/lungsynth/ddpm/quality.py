@@ -53,10 +53,11 @@ def _subsample(values: np.ndarray, max_values: int, rng: np.random.Generator) ->
     return values
 
 
-def lung_hu_sample(volumes: Iterable[np.ndarray], settings: QualitySettings = QualitySettings(),
+def lung_hu_sample(volumes: Iterable[np.ndarray], settings: QualitySettings | None = None,
                    seed: int = 0) -> np.ndarray:
     """A pooled sample (at most ``max_lung_values``, equal share per volume) of lung HU values
     from real crops: the reference distribution for :func:`volume_quality`."""
+    settings = settings or QualitySettings.from_config()
     volumes = list(volumes)
     if not volumes:
         return np.zeros(0, np.float32)
@@ -68,12 +69,13 @@ def lung_hu_sample(volumes: Iterable[np.ndarray], settings: QualitySettings = Qu
 
 
 def volume_quality(case: str, hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float],
-                   real_lung_hu: np.ndarray | None, settings: QualitySettings = QualitySettings(),
+                   real_lung_hu: np.ndarray | None, settings: QualitySettings | None = None,
                    seed: int = 0) -> dict:
     """One row of the quality table for a ``(z, y, x)`` HU volume and its conditioning mask.
 
     Means over empty regions (no nodule, no lung in the shell) are NaN.
     """
+    settings = settings or QualitySettings.from_config()
     hu = np.asarray(hu, np.float32)
     nodule = np.asarray(mask) > 0
     if hu.shape != nodule.shape:
@@ -111,3 +113,25 @@ def quality_table(rows: Iterable[dict]) -> pd.DataFrame:
         values = pd.to_numeric(frame[column], errors="coerce")
         summary[column] = float(values.mean()) if values.notna().any() else float("nan")
     return pd.concat([frame, pd.DataFrame([summary], columns=COLUMNS)], ignore_index=True)
+
+
+def nodule_like_blobs(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float], threshold_hu: float = -400.0,
+                      min_voxels: int = 2, max_voxels: int = 30) -> int:
+    """Connected components in the lung, outside the conditioning mask, that look like nodules:
+    voxels above ``threshold_hu``, ``min_voxels`` .. ``max_voxels`` voxels in size (26-connected).
+
+    The lung is the data layer's lung mask (holes filled, so dense blobs inside it count); the mask
+    is widened by one voxel so that the conditioned nodule's rim is not counted. On real crops these
+    are vessel cross-sections and small nodules; a synthetic lung with several times as many holds
+    blobs a segmentation model takes for nodules.
+    """
+    from ..preprocess.lung import lung_mask
+
+    hu = np.asarray(hu)
+    nodule = ndimage.binary_dilation(np.asarray(mask) > 0, iterations=1)
+    candidates = (hu > threshold_hu) & lung_mask(hu, spacing, threshold_hu) & ~nodule
+    labels, count = ndimage.label(candidates, structure=np.ones((3, 3, 3)))
+    if count == 0:
+        return 0
+    sizes = np.bincount(labels.ravel())[1:]
+    return int(np.count_nonzero((sizes >= min_voxels) & (sizes <= max_voxels)))

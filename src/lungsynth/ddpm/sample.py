@@ -27,10 +27,11 @@ import torch
 from monai.inferers import sliding_window_inference
 from tqdm import tqdm
 
+from ..cases import case_id_of
 from ..errors import InputError
 from .checkpoint import LoadedModel, load_model
 from .coordinates import check_patch_fits, whole_condition
-from .intensity import to_hu_int16
+from .intensity import diffusion_bounds, to_hu_int16
 from .network import check_divisible
 from ..runtime import autocast, resolve_device, set_threads
 from .schedule import sampling_scheduler
@@ -103,18 +104,25 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
                   window: Sequence[int] | None = None, overlap: float = 0.5, blend: str = "gaussian",
                   window_batch: int = 1, bf16: bool = False, generator: torch.Generator | None = None,
                   device: str | torch.device = "cpu", progress: bool = False,
-                  mean_image: torch.Tensor | None = None) -> torch.Tensor:
+                  mean_image: torch.Tensor | None = None, data_scale: float = 1.0) -> torch.Tensor:
     """Generate one volume for ``mask (D, H, W)``; returns ``(D, H, W)`` float32 in [-1, 1].
 
     ``sampler`` ``ddpm`` runs all T steps (``steps`` ignored unless it differs from T: error);
     ``ddim`` runs ``steps`` steps with noise weight ``eta`` (0 = deterministic given x_T).
-    ``mean_image (D, H, W)``: the model generates the difference to it (in [-2, 2]), added here.
+    The model generates ``(image - mean_image) * data_scale`` (no mean image: 0; no scale: 1);
+    both are undone here. With ``schedule.clip_sample`` the predicted x_0 is clipped at every step
+    to the per-voxel range that keeps the image in [-1, 1] (:func:`clip_prediction`).
     """
     device = torch.device(device)
-    # x_0 is an image in [-1, 1], or its difference to the mean image in [-2, 2]
-    scheduler = sampling_scheduler(schedule, sampler, None if sampler == "ddpm" and steps is None else steps,
-                                   clip=1.0 if mean_image is None else 2.0)
+    scheduler = sampling_scheduler(schedule, sampler, None if sampler == "ddpm" and steps is None else steps)
     condition = whole_condition(mask).to(device)
+    if mean_image is not None:
+        mean_image = mean_image.to(device=device, dtype=torch.float32)
+    bounds = None
+    if schedule.clip_sample:
+        low, high = diffusion_bounds(mean_image, data_scale, condition.shape[2:])
+        bounds = (low.to(device)[None, None], high.to(device)[None, None])
+    alphas_cumprod = scheduler.alphas_cumprod.to(device)
     denoise = Denoiser(model, condition, mode=mode, window=window, overlap=overlap, blend=blend,
                        window_batch=window_batch, bf16=bf16)
     shape = (1, 1, *condition.shape[2:])
@@ -127,15 +135,35 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
         steps_done = logged_progress(timesteps, f"sample {sampler}")
     for t in steps_done:
         prediction = denoise(x, t)
+        if bounds is not None:
+            prediction = clip_prediction(prediction, x, alphas_cumprod[t], schedule.prediction_type, *bounds)
         if sampler == "ddim":
             x, _ = scheduler.step(prediction, t, x, eta=eta, generator=generator)
         else:
             x, _ = scheduler.step(prediction, t, x, generator=generator)
-    x = x[0, 0]
+    x = x[0, 0] / data_scale
     if mean_image is not None:
-        x = x + mean_image.to(device=x.device, dtype=x.dtype)
+        x = x + mean_image
     return x.clamp(-1.0, 1.0)
 
+
+def clip_prediction(prediction: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str,
+                    low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """The net's output at one step with its implied x_0 clipped per voxel to ``[low, high]``.
+
+    x_0 follows from the output (epsilon or v) and x_t; it is clipped and turned back into the
+    output that implies the clipped x_0, so that MONAI's scheduler step, which derives x_0 by the
+    same formulas, continues from the clipped one. (A scalar clip, MONAI's ``clip_sample``, cannot
+    hold a residual to the mean image to the image range: the bound differs from voxel to voxel.)
+    """
+    a, b = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
+    if prediction_type == "v_prediction":
+        x0 = a * x_t - b * prediction
+    else:
+        x0 = (x_t - b * prediction) / a
+    x0 = torch.maximum(torch.minimum(x0, high), low)
+    epsilon = (x_t - a * x0) / b
+    return a * epsilon - b * x0 if prediction_type == "v_prediction" else epsilon
 
 def _mask_array(mask, where: str) -> np.ndarray:
     mask = np.asarray(mask)
@@ -150,15 +178,16 @@ def _mask_array(mask, where: str) -> np.ndarray:
 def sample_case(checkpoint: str | Path | LoadedModel, mask, *, case_id: str,
                 settings: SamplingSettings | None = None, spacing: Sequence[float] | None = None,
                 mask_name: str | None = None, device: str | torch.device = "auto",
-                threads: int | None = None, progress: bool = False) -> np.ndarray:
+                threads: int | None = None, progress: bool = False, window_batch: int = 1) -> np.ndarray:
     """One synthetic CT volume (HU, int16, same ``(z, y, x)`` shape as ``mask``) for one mask.
 
     The same function serves the workflow rule and the ``lungsynth sample`` command.
     ``checkpoint`` is a model file or an already loaded model; ``spacing`` (mm, z/y/x), when
-    given, must match the training spacing; ``case_id`` seeds the case with ``settings.seed``.
+    given, must match the training spacing; ``case_id`` seeds the case with ``settings.seed``;
+    ``window_batch`` (windowed mode: windows per net call) changes the speed, not the volume.
     A checkpoint trained on another volume size is an InputError naming it.
     """
-    settings = settings or SamplingSettings()
+    settings = settings or SamplingSettings.from_config()
     set_threads(threads)
     device = resolve_device(device)
     where = mask_name or f"mask of {case_id}"
@@ -176,14 +205,15 @@ def sample_case(checkpoint: str | Path | LoadedModel, mask, *, case_id: str,
     x0 = sample_volume(loaded.model, mask, loaded.schedule, sampler=settings.sampler,
                        steps=None if settings.sampler == "ddpm" else settings.steps, eta=settings.eta,
                        mode=settings.mode, window=loaded.patch_size, overlap=settings.window_overlap,
-                       blend=settings.window_blend, window_batch=settings.window_batch, bf16=settings.bf16,
-                       generator=generator, device=device, progress=progress, mean_image=loaded.mean_image)
+                       blend=settings.window_blend, window_batch=window_batch, bf16=settings.bf16,
+                       generator=generator, device=device, progress=progress, mean_image=loaded.mean_image,
+                       data_scale=loaded.data_scale)
     return to_hu_int16(x0, loaded.intensity)
 
 
 def sample_nifti(checkpoint: str | Path | LoadedModel, mask_path, out_path, *, case_id: str | None = None,
                  settings: SamplingSettings | None = None, device: str | torch.device = "auto",
-                 threads: int | None = None, progress: bool = False) -> np.ndarray:
+                 threads: int | None = None, progress: bool = False, window_batch: int = 1) -> np.ndarray:
     """Read a mask NIfTI, generate its volume with :func:`sample_case`, write it (int16 HU) with the
     mask's affine; returns the volume. What the workflow's ``sample`` rule and ``lungsynth sample`` run.
 
@@ -198,15 +228,7 @@ def sample_nifti(checkpoint: str | Path | LoadedModel, mask_path, out_path, *, c
     mask, geometry = read_nifti(mask_path)
     hu = sample_case(checkpoint, mask, case_id=case_id or case_id_of(mask_path), settings=settings,
                      spacing=spacing_zyx(geometry), mask_name=str(mask_path), device=device, threads=threads,
-                     progress=progress)
+                     progress=progress, window_batch=window_batch)
     write_nifti(out_path, hu, geometry, dtype=np.int16)
     return hu
 
-
-def case_id_of(path) -> str:
-    """A case id from a file name: ``masks/LIDC-IDRI-0078.nii.gz`` -> ``LIDC-IDRI-0078``."""
-    name = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem

@@ -1,4 +1,5 @@
-"""Noise schedule and samplers: MONAI's DDPMScheduler / DDIMScheduler (T = 1000, linear betas).
+"""Noise schedule and samplers: MONAI's DDPMScheduler / DDIMScheduler (T = 1000, linear betas
+or the cosine schedule), and what training draws from the schedule: timesteps and loss weights.
 
 The only thing added by hand is the DDIM step spacing: MONAI 1.6's ``DDIMScheduler.step`` jumps
 ``T // steps`` back from each timestep, while its ``set_timesteps`` spaces them by
@@ -16,17 +17,19 @@ from ..errors import InputError
 from .settings import ScheduleSettings
 
 
-def _schedule_args(settings: ScheduleSettings, clip: float = 1.0) -> dict:
-    return {
-        "clip_sample_min": -float(clip),
-        "clip_sample_max": float(clip),
+def _schedule_args(settings: ScheduleSettings) -> dict:
+    """MONAI scheduler arguments. The predicted x_0 is never clipped by MONAI (a scalar range):
+    :func:`lungsynth.ddpm.sample.sample_volume` clips it per voxel, where the image range lies
+    relative to the mean image. The cosine schedule takes no betas (MONAI's ``_cosine_beta``)."""
+    args = {
         "num_train_timesteps": settings.num_train_timesteps,
         "schedule": settings.schedule,
-        "beta_start": settings.beta_start,
-        "beta_end": settings.beta_end,
         "prediction_type": settings.prediction_type,
-        "clip_sample": settings.clip_sample,
+        "clip_sample": False,
     }
+    if settings.schedule != "cosine":
+        args.update(beta_start=settings.beta_start, beta_end=settings.beta_end)
+    return args
 
 
 def training_scheduler(settings: ScheduleSettings) -> DDPMScheduler:
@@ -34,9 +37,8 @@ def training_scheduler(settings: ScheduleSettings) -> DDPMScheduler:
     return DDPMScheduler(**_schedule_args(settings))
 
 
-def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | None = None, clip: float = 1.0):
-    """A DDPM (all T steps) or DDIM (``steps`` steps) scheduler with its timesteps set; with
-    ``clip_sample`` the predicted x_0 is clipped to ``[-clip, clip]``.
+def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | None = None):
+    """A DDPM (all T steps) or DDIM (``steps`` steps) scheduler with its timesteps set.
 
     DDPM in MONAI always steps from t to t-1, so it runs all ``T`` steps; asking it for fewer is
     an InputError (use DDIM).
@@ -46,14 +48,14 @@ def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | No
         if steps not in (None, T):
             raise InputError("sampling.steps", f"the DDPM sampler runs all {T} steps (got {steps}); "
                                                f"use the DDIM sampler for fewer")
-        scheduler = DDPMScheduler(**_schedule_args(settings, clip))
+        scheduler = DDPMScheduler(**_schedule_args(settings))
         scheduler.set_timesteps(T)
         return scheduler
     if sampler == "ddim":
         steps = 50 if steps is None else int(steps)
         if not 1 <= steps <= T:
             raise InputError("sampling.steps", f"DDIM steps must be in 1..{T}, got {steps}")
-        scheduler = DDIMScheduler(**_schedule_args(settings, clip))
+        scheduler = DDIMScheduler(**_schedule_args(settings))
         set_sampling_steps(scheduler, steps)
         return scheduler
     raise InputError("sampling.sampler", f"expected ddim or ddpm, got {sampler!r}")
@@ -72,3 +74,35 @@ def training_target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Ten
     if scheduler.prediction_type == "v_prediction":
         return scheduler.get_velocity(x0, noise, timesteps)
     return noise
+
+
+def signal_to_noise(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
+    """SNR(t) = alpha_bar_t / (1 - alpha_bar_t) of each timestep."""
+    alpha_bar = scheduler.alphas_cumprod.to(torch.float64)[timesteps.cpu()]
+    return (alpha_bar / (1.0 - alpha_bar)).to(torch.float32)
+
+
+def loss_weights(scheduler, timesteps: torch.Tensor, weighting: str, gamma: float) -> torch.Tensor:
+    """Per-sample weight of the MSE: ``none`` = 1; ``min_snr`` (Hang et al. 2023, min-SNR-gamma) =
+    min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v: the weight that makes each
+    target's loss the min-SNR-clamped loss on x_0."""
+    if weighting == "none":
+        return torch.ones(len(timesteps))
+    snr = signal_to_noise(scheduler, timesteps)
+    clamped = torch.clamp(snr, max=float(gamma))
+    return clamped / (snr + 1.0) if scheduler.prediction_type == "v_prediction" else clamped / snr
+
+
+def draw_timesteps(n: int, total: int, sampling: str, generator: torch.Generator) -> torch.Tensor:
+    """``n`` training timesteps in ``0 .. total-1``: ``uniform`` (the paper's), ``stratified`` (one in
+    each of ``n`` equal strata of the range: a batch always spans low and high noise) or
+    ``logit_normal`` (t/T = sigmoid(N(0, 1)): more steps at middle noise levels, as in SD3)."""
+    if sampling == "uniform":
+        return torch.randint(0, total, (n,), generator=generator)
+    if sampling == "stratified":
+        u = (torch.arange(n) + torch.rand(n, generator=generator)) / n
+    elif sampling == "logit_normal":
+        u = torch.sigmoid(torch.randn(n, generator=generator))
+    else:
+        raise InputError("ddpm.training.timestep_sampling", f"unknown timestep sampling {sampling!r}")
+    return torch.clamp((u * total).long(), 0, total - 1)

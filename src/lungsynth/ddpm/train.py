@@ -4,7 +4,7 @@ Each step draws random patches (with their coordinate channels) from the whole t
 volumes, noises the CT patch to a random timestep t, and regresses the noise epsilon
 (or v) from ``[x_t, mask, z, y, x]`` with MSE. AdamW, an EMA of the weights (sampling uses it),
 optional bf16 autocast and gradient clipping. The training state is saved every
-``checkpoint_every`` steps, so a killed run started again continues where it stopped; the model
+``checkpoint_every`` steps (``execution.ddpm_checkpoint_every``), so a killed run started again continues where it stopped; the model
 file is written only at the end.
 """
 
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,15 +30,15 @@ from ..errors import InputError
 from ..io import save_figure, write_csv
 from .checkpoint import load_state, save_model, save_state, state_fingerprint
 from .coordinates import PatchSampler, check_patch_fits, crop
-from .intensity import hu_to_model, mean_image
+from .intensity import hu_to_model, mean_image, unit_std_scale
 from .network import build_network, check_divisible, count_parameters, network_config
-from ..runtime import autocast, bf16_is_used, resolve_device, set_threads
-from .schedule import training_scheduler, training_target
-from .settings import DdpmSettings
+from ..runtime import autocast, bf16_is_used, memory_format, resolve_device, set_threads
+from .schedule import draw_timesteps, loss_weights, training_scheduler, training_target
+from .settings import DdpmSettings, TrainingSettings
 
 log = logging.getLogger("lungsynth.ddpm")
 
-LOSS_COLUMNS = ["step", "loss", "lr", "seconds"]
+LOSS_COLUMNS = ["step", "loss", "lr", "seconds", "cpu_seconds"]
 
 
 @dataclass(frozen=True)
@@ -61,24 +62,38 @@ def training_data_hash(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]
     return digest.hexdigest()
 
 
+def effective_ema_decay(decay: float, updates: int) -> float:
+    """The EMA's decay at its ``updates``-th update: ``min(decay, (1+n)/(10+n))``. The warm-up keeps a
+    short run's EMA from being dominated by the initial weights, but it also means a nominal decay is
+    reached only after ``(10 d - 1) / (1 - d)`` updates: 0.999 needs 8989 steps; after 1500 steps
+    the decay is 0.994 (an average over the last ~170 steps, not ~1000)."""
+    n = float(max(updates - 1, 0))
+    return min(decay, (1.0 + n) / (10.0 + n))
+
+
 def ema_update(decay: float):
-    """EMA update for :class:`AveragedModel`, with the usual warm-up ``min(decay, (1+n)/(10+n))``
-    so that a short run's EMA is not dominated by the initial weights."""
+    """EMA update for :class:`AveragedModel` with the warm-up of :func:`effective_ema_decay`."""
 
     @torch.no_grad()
     def update(ema_params, params, num_averaged):
-        n = float(num_averaged)
-        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        weight = 1.0 - effective_ema_decay(decay, int(num_averaged) + 1)
         torch._foreach_lerp_(ema_params, params, weight)
 
     return update
 
 
-def learning_rate_at(step: int, base: float, warmup_steps: int) -> float:
-    """Linear warm-up over ``warmup_steps``, then constant (so a longer run continues a shorter one)."""
-    if warmup_steps and step <= warmup_steps:
-        return base * step / warmup_steps
-    return base
+def learning_rate_at(step: int, training: TrainingSettings) -> float:
+    """The learning rate of step ``step`` (1-based): linear warm-up over ``warmup_steps``, then
+    ``lr_schedule``: constant, or a decay to 0 at the last step, cosine or ``(1 - progress)^lr_power``."""
+    base, warmup, total = training.learning_rate, training.warmup_steps, training.steps
+    if warmup and step <= warmup:
+        return base * step / warmup
+    if training.lr_schedule == "constant":
+        return base
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if training.lr_schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return base * (1.0 - progress) ** training.lr_power
 
 
 def stack_training_data(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
@@ -112,14 +127,15 @@ class Trainer:
     """
 
     def __init__(self, settings: DdpmSettings, hu: torch.Tensor, nodules: torch.Tensor,
-                 device: torch.device):
+                 device: torch.device, layout: str = "auto"):
         train = settings.training
         self.settings, self.device = settings, device
         self.network = network_config(settings.network)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)
             self.model = build_network(self.network)
-        self.model.to(device).train()
+        self.layout = memory_format(device, bf16_is_used(device, train.bf16), layout)
+        self.model.to(device, memory_format=self.layout).train()
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_update(train.ema_decay), use_buffers=False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.learning_rate,
                                            weight_decay=train.weight_decay)
@@ -128,26 +144,31 @@ class Trainer:
         self.sampler = PatchSampler(hu, nodules, train.patch_size, train.nodule_patch_fraction)
         # (D, H, W): what the diffusion is relative to (ddpm.intensity.mean_image), else None
         self.mean_image = mean_image(hu, settings.intensity) if settings.intensity.mean_image else None
+        # the factor that gives the diffused quantity unit std (ddpm.intensity.unit_std), else 1
+        self.data_scale = unit_std_scale(hu, settings.intensity, self.mean_image)
 
     def step(self, step: int) -> tuple[float, float]:
         """Optimisation step number ``step`` (1-based): returns ``(loss, learning rate)``."""
         train, device = self.settings.training, self.device
-        lr = learning_rate_at(step, train.learning_rate, train.warmup_steps)
+        lr = learning_rate_at(step, train)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         patch_hu, condition, where = self.sampler.sample(train.batch_size, self.generator)
         x0 = hu_to_model(patch_hu, self.settings.intensity)
         if self.mean_image is not None:
             x0 = x0 - torch.stack([crop(self.mean_image, corner, train.patch_size)[None] for _, corner in where])
+        x0 = x0 * self.data_scale
         noise = torch.randn(x0.shape, generator=self.generator)
-        timesteps = torch.randint(0, self.scheduler.num_train_timesteps, (train.batch_size,),
-                                  generator=self.generator)
+        timesteps = draw_timesteps(train.batch_size, self.scheduler.num_train_timesteps, train.timestep_sampling,
+                                   self.generator)
         x_t = self.scheduler.add_noise(x0, noise, timesteps)
         target = training_target(self.scheduler, x0, noise, timesteps)
-        inputs = torch.cat([x_t, condition], dim=1).to(device)  # (B, 5, *patch)
+        inputs = torch.cat([x_t, condition], dim=1).to(device, memory_format=self.layout)  # (B, 5, *patch)
         with autocast(device, train.bf16):
             prediction = self.model(inputs, timesteps.to(device))
-        loss = F.mse_loss(prediction.float(), target.to(device))
+        weights = loss_weights(self.scheduler, timesteps, train.loss_weighting, train.min_snr_gamma).to(device)
+        per_sample = (prediction.float() - target.to(device)).pow(2).flatten(1).mean(dim=1)
+        loss = (weights * per_sample).mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"DDPM training diverged at step {step} (loss {loss.item()}); "
                                f"lower ddpm.training.learning_rate or enable grad_clip_norm")
@@ -174,16 +195,20 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
                model_path, *, state_path=None, loss_csv=None, loss_png=None,
                spacing: Sequence[float] | None = None, names: Sequence[str] | None = None,
                device: str = "auto", threads: int | None = None, progress: bool = True,
-               data_hash: str | None = None) -> TrainResult:
+               data_hash: str | None = None, checkpoint_every: int = 50, layout: str = "auto",
+               on_checkpoint: Callable[[int, "Trainer"], None] | None = None) -> TrainResult:
     """Train the DDPM on random patches of ``images``/``masks`` (each ``(D, H, W)``, HU / 0-1).
 
     Writes ``model_path`` (EMA weights and metadata) at the end, the resumable state at
-    ``state_path`` (default ``<model_path>.state``) every ``checkpoint_every`` steps, and the
-    loss table ``(step, loss, lr, seconds)`` to ``loss_csv`` with each checkpoint, plus its plot
-    ``loss_png`` at the end. ``spacing`` (mm, z/y/x) is recorded so sampling can check masks.
+    ``state_path`` (default ``<model_path>.state``) every ``checkpoint_every`` steps (a speed
+    knob: it never changes the result), and the
+    loss table ``(step, loss, lr, seconds, cpu_seconds)`` to ``loss_csv`` with each checkpoint,
+    plus its plot ``loss_png`` at the end. ``spacing`` (mm, z/y/x) is recorded so sampling can
+    check masks. ``layout``: the tensors' memory format (``execution.ddpm_memory_format``).
+    ``on_checkpoint(step, trainer)`` runs after each checkpoint (e.g. a validation-loss probe).
     A state left by a killed run with the same settings and data is resumed.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     model_path = Path(model_path)
     state_path = Path(state_path) if state_path else model_path.with_name(model_path.name + ".state")
     train = settings.training
@@ -201,13 +226,13 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
     data_hash = data_hash or training_data_hash(images, masks)
     fingerprint = state_fingerprint(settings, data_hash, volume_size)
 
-    trainer = Trainer(settings, hu, nodules, device)
+    trainer = Trainer(settings, hu, nodules, device, layout)
 
     for path in (state_path, model_path):  # temporaries left by a run killed while writing them
         for stale in path.parent.glob(f".tmp-????????-{path.name}"):
             stale.unlink(missing_ok=True)
     rows: list[list[float]] = []
-    step, elapsed_before = 0, 0.0
+    step, elapsed_before, cpu_before = 0, 0.0, 0.0
     state = load_state(state_path, fingerprint)
     if state is not None and int(state["step"]) > train.steps:
         log.warning("%s: saved state is at step %d, beyond ddpm.training.steps=%d; starting afresh",
@@ -215,38 +240,45 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
         state = None
     if state is not None:
         trainer.load(state)
-        rows = [list(r) for r in state["losses"]]
+        rows = [list(r) + [0.0] * (len(LOSS_COLUMNS) - len(r)) for r in state["losses"]]
         step, elapsed_before = int(state["step"]), float(state["elapsed"])
+        cpu_before = float(state.get("cpu_elapsed", 0.0))
         log.info("resuming DDPM training from step %d (%s)", step, state_path)
     resumed_from = step
 
     log.info("DDPM training: %d cases of %s voxels, patch %s x %d, %d steps, net %s (%.2f M parameters), "
-             "device %s, bf16 %s, %d threads", len(hu), volume_size, train.patch_size, train.batch_size,
-             train.steps, list(settings.network.channels), count_parameters(trainer.model) / 1e6, device.type,
-             bf16_is_used(device, train.bf16), torch.get_num_threads())
+             "device %s, bf16 %s, %s, %d threads, data scale %.3f", len(hu), volume_size, train.patch_size,
+             train.batch_size, train.steps, list(settings.network.channels), count_parameters(trainer.model) / 1e6,
+             device.type, bf16_is_used(device, train.bf16), str(trainer.layout).removeprefix("torch."),
+             torch.get_num_threads(), trainer.data_scale)
 
     def checkpoint(at_step: int) -> None:
         save_state(state_path, {
             "fingerprint": fingerprint, "step": at_step, **trainer.state(), "losses": rows,
             "elapsed": elapsed_before + time.perf_counter() - started,
+            "cpu_elapsed": cpu_before + time.process_time() - cpu_started,
         })
         if loss_csv:
             write_csv(loss_csv, loss_table(rows))
+        if on_checkpoint is not None:
+            on_checkpoint(at_step, trainer)
 
     bar = tqdm(total=train.steps, initial=step, desc="train ddpm", disable=not progress, unit="step",
                mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
     while step < train.steps:
         step += 1
         loss, lr = trainer.step(step)
-        rows.append([step, loss, lr, round(elapsed_before + time.perf_counter() - started, 3)])
+        rows.append([step, loss, lr, round(elapsed_before + time.perf_counter() - started, 3),
+                     round(cpu_before + time.process_time() - cpu_started, 3)])
         bar.update(1)
         bar.set_postfix(loss=f"{rows[-1][1]:.4f}", refresh=False)
-        if step % train.checkpoint_every == 0 or step == train.steps:
+        if step % checkpoint_every == 0 or step == train.steps:
             checkpoint(step)
     bar.close()
 
     save_model(model_path, trainer.ema.module, settings=settings, network=trainer.network, volume_size=volume_size,
-               spacing=spacing, data_hash=data_hash, step=step, n_cases=len(hu), mean_image=trainer.mean_image)
+               spacing=spacing, data_hash=data_hash, step=step, n_cases=len(hu), mean_image=trainer.mean_image,
+               data_scale=trainer.data_scale)
     losses = loss_table(rows)
     if loss_csv:
         write_csv(loss_csv, losses)
@@ -256,8 +288,9 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
         target = "epsilon" if settings.schedule.prediction_type == "epsilon" else "v"
         save_figure(loss_png, loss_curve_figure(losses, title=f"DDPM training loss (MSE on {target})"))
     seconds = elapsed_before + time.perf_counter() - started
-    log.info("DDPM training done: step %d, last loss %.4f, %.0f s in all; model %s", step,
-             rows[-1][1] if rows else float("nan"), seconds, model_path)
+    log.info("DDPM training done: step %d, last loss %.4f, %.0f s in all; EMA decay reached %.4f "
+             "(ddpm.training.ema_decay %g); model %s", step, rows[-1][1] if rows else float("nan"), seconds,
+             effective_ema_decay(train.ema_decay, step), train.ema_decay, model_path)
     return TrainResult(model_path=model_path, step=step, resumed_from=resumed_from, losses=losses,
                        seconds=seconds)
 

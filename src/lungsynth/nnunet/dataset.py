@@ -24,6 +24,8 @@ from typing import Mapping
 
 import SimpleITK as sitk
 
+from ..arms import Arm
+from ..cases import DATASET_PREFIX
 from ..errors import InputError
 from ..io import write_json
 
@@ -78,27 +80,23 @@ def write_raw_dataset(dataset_dir, train: Pairs, validation: Pairs, link: str = 
     return split
 
 
-def arm_training_cases(arm: str, real_train: Pairs, general_synthetic: Pairs | None = None,
-                       targeted_synthetic: Pairs | None = None) -> dict:
+def arm_training_cases(arm: Arm, sets: Mapping[str, Pairs]) -> dict:
     """The training cases of an arm, as in the paper: ``case id -> (image, mask)``.
 
-    ``Real`` = the real training cases; ``Synthetic`` = the general synthetic volumes only;
-    ``Real+Synthetic`` = the real training cases and the targeted synthetic volumes. Synthetic
-    ids get a prefix (``syn-`` general, ``tgt-`` targeted) because a synthetic volume is named
-    after the case whose mask conditioned it, and targeted masks are validation masks, whose
-    real images sit in the same dataset.
+    ``sets`` maps each of the arm's ``training_sets`` (``real``, ``general``, ``targeted``; see
+    :mod:`lungsynth.arms`) to its pairs. Synthetic ids get their set's prefix
+    (:data:`lungsynth.cases.DATASET_PREFIX`).
     """
-    if arm == "Real":
-        return dict(real_train)
-    if arm == "Synthetic":
-        if not general_synthetic:
-            raise InputError("nnunet.datasets", "the Synthetic arm needs the general synthetic volumes")
-        return {f"syn-{case}": pair for case, pair in general_synthetic.items()}
-    if arm == "Real+Synthetic":
-        if targeted_synthetic is None:
-            raise InputError("nnunet.datasets", "the Real+Synthetic arm needs the targeted synthetic volumes")
-        return {**dict(real_train), **{f"tgt-{case}": pair for case, pair in targeted_synthetic.items()}}
-    raise InputError("nnunet.datasets", f"unknown arm {arm!r}")
+    missing = [name for name in arm.training_sets if name not in sets]
+    if missing:
+        raise InputError(f"arm {arm.label}", f"needs the {' and '.join(missing)} case set(s)")
+    extra = sorted(set(sets) - set(arm.training_sets))
+    if extra:
+        raise InputError(f"arm {arm.label}", f"does not train on the {' and '.join(extra)} case set(s)")
+    cases = {DATASET_PREFIX[name] + case: pair for name in arm.training_sets for case, pair in sets[name].items()}
+    if not cases:
+        raise InputError(f"arm {arm.label}", "no training cases")
+    return cases
 
 
 def dataset_json(num_training: int, name: str = "") -> dict:

@@ -77,22 +77,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def choose_device(device: str | None = None):
-    """``cuda`` when available, else ``cpu``, unless the caller names one."""
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
-
-
-def limit_torch_threads(threads: int) -> None:
-    """Honour the job's ``threads``: nnU-Net's CLI sets torch to every core on CPU."""
-    import torch
-
-    threads = max(1, int(threads))
-    torch.set_num_threads(threads)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)

@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..io import read_nifti
+from ..preprocess.lung import lung_mask as find_lung_mask
 
 DICE_COLUMNS = ["case", "dice", "tp", "fp", "fn", "truth_voxels", "predicted_voxels"]
 
@@ -105,30 +106,14 @@ def nodule_properties(mask: np.ndarray, spacing_zyx, lung_mask: np.ndarray | Non
             "largest_nodule_mm3": float(sizes.max()) if count else 0.0, "distance_to_pleura_mm": distance}
 
 
-def rough_lung_mask(image_hu: np.ndarray, threshold_hu: float = -400.0) -> np.ndarray:
-    """A rough lung mask ``(z, y, x)`` from HU alone: air below ``threshold_hu`` not touching the y/x border.
-
-    For the "distance to the pleura" of a case when the data layer's lung mask is not at
-    hand. Air touching the in-plane border is outside the body; the z ends are not tested
-    because a crop at the lung may cut the lung there. Holes (vessels, nodules) are filled
-    slice by slice.
-    """
-    air = np.asarray(image_hu) < threshold_hu
-    labels, count = ndimage.label(air)
-    if count == 0:
-        return np.zeros_like(air)
-    border = np.unique(np.concatenate([labels[:, [0, -1]].ravel(), labels[:, :, [0, -1]].ravel()]))
-    lung = air & ~np.isin(labels, border[border > 0])
-    return np.stack([ndimage.binary_fill_holes(s) for s in lung])
-
-
 def describe_cases(cases, masks: Mapping[str, object], images: Mapping[str, object] | None = None,
                    lung_masks: Mapping[str, object] | None = None) -> pd.DataFrame:
     """:func:`nodule_properties` of each case from its files: ``case, nodules, nodule_volume_mm3, ...``.
 
-    The lung for the pleura distance comes from ``lung_masks`` when given, else from
-    :func:`rough_lung_mask` of the image, else the distance is left NaN. For the reasons
-    column of the worst validation cases (the paper looked at nodules near the pleura).
+    The lung for the pleura distance comes from ``lung_masks`` when given, else from the data
+    layer's :func:`lungsynth.preprocess.lung.lung_mask` of the image, else the distance is left
+    NaN. For the reasons column of the worst validation cases (the paper looked at nodules near
+    the pleura).
     """
     rows = []
     for case in cases:
@@ -137,7 +122,8 @@ def describe_cases(cases, masks: Mapping[str, object], images: Mapping[str, obje
         if lung_masks is not None and case in lung_masks:
             lung = read_nifti(lung_masks[case])[0]
         elif images is not None and case in images:
-            lung = rough_lung_mask(read_nifti(images[case])[0])
+            image, image_geometry = read_nifti(images[case])
+            lung = find_lung_mask(image, image_geometry.spacing[::-1])
         rows.append({"case": case, **nodule_properties(mask, geometry.spacing[::-1], lung)})
     return pd.DataFrame(rows, columns=["case", "nodules", "nodule_volume_mm3", "largest_nodule_mm3",
                                        "distance_to_pleura_mm"])

@@ -21,17 +21,17 @@ from types import SimpleNamespace
 from ..errors import InputError
 from ..io import read_json, write_json
 from .environment import nnunet_environment
-from .settings import NnunetSettings, PlanSettings
+from .settings import PlanSettings
 
 log = logging.getLogger(__name__)
 
 
-def plan_and_preprocess(raw_dataset_dir, preprocessed_root, settings: NnunetSettings, threads: int = 1) -> Path:
+def plan_and_preprocess(raw_dataset_dir, preprocessed_root, plan: PlanSettings, threads: int = 1) -> Path:
     """Fingerprint (with nnU-Net's dataset integrity check), plan, write the small plan, preprocess.
 
     ``raw_dataset_dir`` is ``<nnUNet_raw>/DatasetXXX_Name`` (see :func:`write_raw_dataset`);
     the result is ``<preprocessed_root>/DatasetXXX_Name`` holding ``<plans_name>.json``, the
-    preprocessed cases of ``settings.configuration``, ``gt_segmentations`` and the fixed
+    preprocessed cases of ``plan.configuration``, ``gt_segmentations`` and the fixed
     ``splits_final.json``. Built in a temporary root and renamed into place, so it appears
     whole. Returns the path of the plans file.
     """
@@ -59,9 +59,9 @@ def plan_and_preprocess(raw_dataset_dir, preprocessed_root, settings: NnunetSett
                 raise InputError(raw_dataset_dir, f"nnU-Net's dataset integrity check failed: {err}") from None
             plan_experiment_dataset(dataset_id)
             default = read_json(tmp_root / name / "nnUNetPlans.json")
-            small = small_plans(default, settings.plan, settings.configuration, settings.plans_name)
-            write_json(tmp_root / name / f"{settings.plans_name}.json", small)
-            preprocess_dataset(dataset_id, settings.plans_name, configurations=[settings.configuration],
+            small = small_plans(default, plan)
+            write_json(tmp_root / name / f"{plan.plans_name}.json", small)
+            preprocess_dataset(dataset_id, plan.plans_name, configurations=[plan.configuration],
                                num_processes=[threads], verbose=False, show_progress_bar=False)
         # the split is ours, not nnU-Net's 5-fold default (the planner copies it; make sure)
         shutil.copyfile(splits_file, tmp_root / name / "splits_final.json")
@@ -71,7 +71,7 @@ def plan_and_preprocess(raw_dataset_dir, preprocessed_root, settings: NnunetSett
         os.replace(tmp_root / name, final)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
-    return final / f"{settings.plans_name}.json"
+    return final / f"{plan.plans_name}.json"
 
 
 #: nnU-Net modules whose per-case work runs in a ``spawn`` pool during planning/preprocessing
@@ -139,7 +139,7 @@ class _Done:
         return self._value
 
 
-def small_plans(plans: dict, plan: PlanSettings, configuration: str, plans_name: str) -> dict:
+def small_plans(plans: dict, plan: PlanSettings) -> dict:
     """nnU-Net plans with one configuration resized: stages, widths, patch and batch size.
 
     ``plan.patch_size`` is ``(z, y, x)``; nnU-Net stores patches in its transposed axis order
@@ -151,8 +151,9 @@ def small_plans(plans: dict, plan: PlanSettings, configuration: str, plans_name:
     from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 
     plans = deepcopy(plans)
+    configuration, plans_name = plan.configuration, plan.plans_name
     if configuration not in plans["configurations"]:
-        raise InputError("nnunet.configuration",
+        raise InputError("nnunet.plan.configuration",
                          f"nnU-Net planned no {configuration!r} for this dataset "
                          f"(planned: {sorted(plans['configurations'])})")
     config = _resolved_configuration(plans, configuration)

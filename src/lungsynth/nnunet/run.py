@@ -14,6 +14,7 @@ every ``save_every`` epochs). A resumed run is not bit-identical to an uninterru
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -33,9 +34,10 @@ from nnunetv2.utilities.label_handling.label_handling import determine_num_input
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from ..errors import InputError
-from ..io import atomic_path, read_nifti, write_json, write_nifti
-from .environment import choose_device, limit_torch_threads, nnunet_environment
-from .settings import NnunetSettings, PredictSettings
+from ..io import atomic_path, read_json, read_nifti, write_json, write_nifti
+from ..runtime import resolve_device, set_threads
+from .environment import nnunet_environment
+from .settings import PlanSettings, PredictSettings, TrainSettings
 from .trainer import TRAINER_NAME, nnUNetTrainer_lungsynth
 
 log = logging.getLogger(__name__)
@@ -43,104 +45,98 @@ log = logging.getLogger(__name__)
 FOLD = 0
 
 
-def train_run(preprocessed_dataset_dir, model_dir, settings: NnunetSettings, seed: int, threads: int = 1,
-              device: str | None = None) -> Path:
+def train_run(preprocessed_dataset_dir, model_dir, plan: PlanSettings, train: TrainSettings, seed: int,
+              threads: int = 1, device: str | None = None, checkpoint_every: int = 50,
+              record: Mapping | None = None) -> Path:
     """Train one run (fold 0 of the fixed split) with ``seed``; return its ``checkpoint_final.pth``.
 
     ``preprocessed_dataset_dir`` is ``<nnUNet_preprocessed>/DatasetXXX_Name`` from
     :func:`plan_and_preprocess`. ``threads`` sets torch's threads; augmentation runs in the
-    main process (``nnUNet_n_proc_DA=0``) unless ``settings.augmentation_workers`` > 0 (then
-    runs are no longer bit-reproducible). Also writes ``run.json`` (seed, settings, timing)
-    and ``training_log.csv`` (loss per epoch) beside the nnU-Net folder.
+    main process (``nnUNet_n_proc_DA=0``) unless ``train.augmentation_workers`` > 0 (then
+    runs are no longer bit-reproducible). ``checkpoint_every``: epochs between nnU-Net's
+    ``checkpoint_latest.pth``. Also writes ``run.json`` (``record``, e.g. arm and run number,
+    with the seed, settings and timing) and ``training_log.csv`` (loss per epoch) beside the
+    nnU-Net folder.
     """
     preprocessed_dataset_dir = Path(preprocessed_dataset_dir).resolve()
     model_dir = Path(model_dir)
-    plans_file = preprocessed_dataset_dir / f"{settings.plans_name}.json"
+    plans_file = preprocessed_dataset_dir / f"{plan.plans_name}.json"
     for needed in (plans_file, *(preprocessed_dataset_dir / n for n in ("dataset.json", "splits_final.json"))):
         if not needed.exists():
             raise InputError(needed, "file not found (run plan_and_preprocess for this arm first)")
-    limit_torch_threads(threads)
-    device = choose_device(device)
+    set_threads(threads)
+    device = resolve_device(device)
     partial = model_dir.with_name(model_dir.name + ".partial")
     started = time.time()
+    run = {**dict(record or {}), "seed": int(seed), "train": dataclasses.asdict(train),
+           "plan": dataclasses.asdict(plan)}
     with nnunet_environment(preprocessed=preprocessed_dataset_dir.parent, results=partial,
-                            augmentation_workers=settings.augmentation_workers):
+                            augmentation_workers=train.augmentation_workers):
         plans = json.loads(plans_file.read_text())
         dataset_json = json.loads((preprocessed_dataset_dir / "dataset.json").read_text())
-        latest = _fold_dir(partial, preprocessed_dataset_dir.name, settings) / "checkpoint_latest.pth"
-        resume = latest.exists() and _same_run(partial, seed, settings)
+        latest = _fold_dir(partial, preprocessed_dataset_dir.name, plan) / "checkpoint_latest.pth"
+        resume = latest.exists() and _same_run(partial, run)
         if not resume and partial.exists():
             shutil.rmtree(partial)
         plans["continue_training"] = resume
-        trainer = nnUNetTrainer_lungsynth(plans=plans, configuration=settings.configuration, fold=FOLD,
+        trainer = nnUNetTrainer_lungsynth(plans=plans, configuration=plan.configuration, fold=FOLD,
                                           dataset_json=dataset_json, device=device)
-        trainer.configure(settings.train, seed)
-        _write_run_json(partial, seed, threads, device, settings, started=started, finished=None)
+        trainer.configure(train, seed, checkpoint_every)
+        _write_run_json(partial, run, threads, device, started=started, finished=None)
         if resume:
             log.info("continuing %s from %s", model_dir, latest)
             trainer.load_checkpoint(str(latest))
         trainer.run_training()
         with atomic_path(partial / "training_log.csv") as tmp:
             tmp.write_text(trainer.training_log_csv())
-    _write_run_json(partial, seed, threads, device, settings, started=started, finished=time.time())
+    _write_run_json(partial, run, threads, device, started=started, finished=time.time())
     if model_dir.exists():
         shutil.rmtree(model_dir)
     os.replace(partial, model_dir)
-    return _fold_dir(model_dir, preprocessed_dataset_dir.name, settings) / "checkpoint_final.pth"
+    return _fold_dir(model_dir, preprocessed_dataset_dir.name, plan) / "checkpoint_final.pth"
 
 
-def checkpoint_path(model_dir, dataset_name: str, settings: NnunetSettings) -> Path:
-    """Where :func:`train_run` leaves ``checkpoint_final.pth`` (for the workflow's outputs)."""
-    return _fold_dir(Path(model_dir), dataset_name, settings) / "checkpoint_final.pth"
+def _fold_dir(root: Path, dataset_name: str, plan: PlanSettings) -> Path:
+    return root / dataset_name / f"{TRAINER_NAME}__{plan.plans_name}__{plan.configuration}" / f"fold_{FOLD}"
 
 
-def _fold_dir(root: Path, dataset_name: str, settings: NnunetSettings) -> Path:
-    return root / dataset_name / f"{TRAINER_NAME}__{settings.plans_name}__{settings.configuration}" / f"fold_{FOLD}"
-
-
-def _same_run(partial: Path, seed: int, settings: NnunetSettings) -> bool:
+def _same_run(partial: Path, run: dict) -> bool:
+    """Whether the run left in ``partial`` is this run (same record, seed, schedule and plan)."""
     try:
-        previous = json.loads((partial / "run.json").read_text())
+        previous = read_json(partial / "run.json")
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    return previous.get("seed") == seed and previous.get("train") == _train_dict(settings)
+    return all(previous.get(key) == value for key, value in json.loads(json.dumps(run)).items())
 
 
-def _train_dict(settings: NnunetSettings) -> dict:
-    t = settings.train
-    return {"epochs": t.epochs, "iterations_per_epoch": t.iterations_per_epoch,
-            "val_iterations_per_epoch": t.val_iterations_per_epoch, "initial_lr": t.initial_lr,
-            "oversample_foreground": t.oversample_foreground,
-            "configuration": settings.configuration, "plans_name": settings.plans_name}
+def run_record(model_dir) -> dict:
+    """What a finished run's ``run.json`` records (arm, run, seed, settings, timing)."""
+    path = Path(model_dir) / "run.json"
+    if not path.exists():
+        raise InputError(path, "file not found (not a finished nnU-Net run?)")
+    return read_json(path)
 
 
-def _write_run_json(folder: Path, seed, threads, device, settings, started, finished) -> None:
+def _write_run_json(folder: Path, run: dict, threads, device, started, finished) -> None:
     write_json(folder / "run.json", {
-        "seed": int(seed), "threads": int(threads), "device": str(device),
-        "augmentation_workers": settings.augmentation_workers, "train": _train_dict(settings),
-        "plan": {"features": _list(settings.plan.features), "patch_size": _list(settings.plan.patch_size),
-                 "batch_size": settings.plan.batch_size},
-        "torch": torch.__version__, "host": platform.node(),
+        **run, "threads": int(threads), "device": str(device), "torch": torch.__version__, "host": platform.node(),
         "seconds": None if finished is None else round(finished - started, 1),
     })
-
-
-def _list(value):
-    return None if value is None else list(value)
 
 
 # ----------------------------------------------------------------------------- prediction
 
 
-def load_predictor(model_dir, predict: PredictSettings, threads: int = 1, device: str | None = None):
+def load_predictor(model_dir, predict: PredictSettings, threads: int = 1, device: str | None = None,
+                   tile_batch: int = 4):
     """An ``nnUNetPredictor`` for the run in ``model_dir``, built from its checkpoint directly.
 
     Builds the network from the run's own ``plans.json`` with the project's trainer class
     (no lookup of the trainer by name), loads the weights, and hands them to nnU-Net's
     ``manual_initialization``, the path nnU-Net's own final validation takes.
     """
-    limit_torch_threads(threads)
-    device = choose_device(device)
+    set_threads(threads)
+    device = resolve_device(device)
     model_folder = trained_model_folder(model_dir)
     checkpoint_file = model_folder / f"fold_{FOLD}" / predict.checkpoint
     if not checkpoint_file.exists():
@@ -161,7 +157,7 @@ def load_predictor(model_dir, predict: PredictSettings, threads: int = 1, device
     predictor = BatchedTilePredictor(tile_step_size=predict.tile_step_size, use_gaussian=True,
                                      use_mirroring=predict.mirroring, perform_everything_on_device=True,
                                      device=device, verbose=False, verbose_preprocessing=False, allow_tqdm=False)
-    predictor.tile_batch = predict.tile_batch
+    predictor.tile_batch = int(tile_batch)
     predictor.manual_initialization(network, plans_manager, configuration_manager, [checkpoint["network_weights"]],
                                     dataset_json, checkpoint["trainer_name"],
                                     checkpoint.get("inference_allowed_mirroring_axes"))
@@ -178,7 +174,7 @@ def trained_model_folder(model_dir) -> Path:
 
 
 def predict_cases(model_dir, images: Mapping[str, object], out_dir, predict: PredictSettings, threads: int = 1,
-                  device: str | None = None) -> dict[str, Path]:
+                  device: str | None = None, tile_batch: int = 4) -> dict[str, Path]:
     """Predict every ``case -> image path`` into ``<out_dir>/<case>.nii.gz`` (uint8, image's affine).
 
     In-process: nnU-Net's preprocessing, sliding-window prediction and resampling back to the
@@ -187,7 +183,7 @@ def predict_cases(model_dir, images: Mapping[str, object], out_dir, predict: Pre
     out_dir = Path(out_dir)
     written = {}
     with nnunet_environment():
-        predictor = load_predictor(model_dir, predict, threads=threads, device=device)
+        predictor = load_predictor(model_dir, predict, threads=threads, device=device, tile_batch=tile_batch)
         for case, image in sorted(images.items()):
             started = time.time()
             _, geometry = read_nifti(image)

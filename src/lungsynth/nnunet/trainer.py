@@ -35,15 +35,16 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
 
     seed: int | None = None
 
-    def configure(self, train: TrainSettings, seed: int) -> None:
-        """Set epochs, iterations per epoch, learning rate, foreground oversampling and the seed."""
+    def configure(self, train: TrainSettings, seed: int, save_every: int = 50) -> None:
+        """Set epochs, iterations per epoch, learning rate, foreground oversampling, the seed, and
+        the epochs between resumable checkpoints (``save_every``)."""
         if self.was_initialized:
             raise RuntimeError("configure() must be called before the trainer is initialized")
         self.num_epochs = int(train.epochs)
         self.num_iterations_per_epoch = int(train.iterations_per_epoch)
         self.num_val_iterations_per_epoch = int(train.val_iterations_per_epoch)
         self.initial_lr = float(train.initial_lr)
-        self.save_every = int(train.save_every)
+        self.save_every = int(save_every)
         # share of each batch forced to contain foreground (nnU-Net: 0.33); read by get_dataloaders()
         self.oversample_foreground_percent = float(train.oversample_foreground)
         self.seed = int(seed)

@@ -7,16 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cases import case_id_of
 from ..errors import InputError
 from ..io import read_json, read_nifti, write_csv, write_json, write_nifti
 from ..lidc.annotations import NoduleCriteria
-from ..settings import DataSettings, PhantomSettings, PreprocessSettings, SplitSettings, section
+from ..settings import DataSettings, PhantomSettings, PreprocessSettings, SplitSettings
 
 log = logging.getLogger(__name__)
 
 
-def criteria_of(settings: PreprocessSettings) -> NoduleCriteria:
-    return NoduleCriteria(min_mm=settings.min_nodule_mm, min_readers=settings.min_readers)
+def criteria_of(settings) -> NoduleCriteria:
+    """Which reader clusters are nodules: ``preprocess.min_nodule_mm`` and ``preprocess.min_readers``
+    (of :class:`PreprocessSettings` or a mapping holding just those two keys)."""
+    get = settings.get if isinstance(settings, dict) else lambda key: getattr(settings, key)
+    return NoduleCriteria(min_mm=float(get("min_nodule_mm")), min_readers=int(get("min_readers")))
 
 
 def nodule_table(out_csv) -> None:
@@ -31,12 +35,15 @@ def nodule_table(out_csv) -> None:
     write_csv(out_csv, table)
 
 
-def select_cases(nodules_csv, out_csv, data: dict, phantom: dict, preprocess: dict) -> None:
-    """results/data/selection.csv: the cases of this run, one per patient."""
+def select_cases(nodules_csv, out_csv, data: dict, phantom: dict, criteria: dict) -> None:
+    """results/data/selection.csv: the cases of this run, one per patient.
+
+    ``criteria``: the two ``preprocess`` keys that decide what a nodule is (:func:`criteria_of`).
+    """
     from .. import selection
 
-    data_s = section(DataSettings, data, "data")
-    criteria = criteria_of(section(PreprocessSettings, preprocess, "preprocess"))
+    data_s = DataSettings.from_config(data)
+    criteria = criteria_of(criteria)
     if data_s.source == "nifti":
         from ..nifti_source import pair_cases
 
@@ -44,7 +51,7 @@ def select_cases(nodules_csv, out_csv, data: dict, phantom: dict, preprocess: di
     else:
         nodules = pd.read_csv(nodules_csv)
         if data_s.source == "phantom":
-            p = section(PhantomSettings, phantom, "phantom")
+            p = PhantomSettings.from_config(phantom)
             chosen = selection.select_phantom(nodules, criteria, p.n_scans, p.max_slices, p.min_nodule_mm, p.seed)
         else:
             chosen = selection.select_lidc(nodules, criteria, data_s.lidc_root, data_s.max_cases, data_s.seed)
@@ -76,7 +83,7 @@ def preprocess(case: str, source: str, settings: dict, out_image, out_mask, out_
     """results/data/{images,masks}/<case>.nii.gz and its metadata record."""
     from ..preprocess.case import preprocess_case
 
-    prep = section(PreprocessSettings, settings, "preprocess")
+    prep = PreprocessSettings.from_config(settings)
     if source == "nifti":
         from ..nifti_source import load_pair
 
@@ -110,7 +117,7 @@ def split(selection_csv, out_json, settings: dict) -> None:
     """results/data/splits.json: train / validation / test case ids by patient."""
     from ..splits import split_cases
 
-    s = section(SplitSettings, settings, "split")
+    s = SplitSettings.from_config(settings)
     cases = pd.read_csv(selection_csv, dtype=str)
     result = split_cases(dict(zip(cases["case"], cases["patient_id"])), s.proportions, s.seed)
     log.info("split: %s", {k: len(v) for k, v in result.items()})
@@ -118,14 +125,14 @@ def split(selection_csv, out_json, settings: dict) -> None:
 
 
 def montage(cases_csv, image_paths, mask_paths, out_png, n_cases: int, source: str) -> None:
-    """results/data/montage.png: axial slice through the largest nodule of a few cases."""
+    """results/data/montage.png: axial slice through the largest nodule of the first ``n_cases`` cases."""
     from ..figures_data import nodule_montage
 
     items = []
     for image_path, mask_path in list(zip(image_paths, mask_paths))[:n_cases]:
         image, geometry = read_nifti(image_path)
         mask, _ = read_nifti(mask_path)
-        items.append((Path(image_path).name.removesuffix(".nii.gz"), image, mask, geometry))
+        items.append((case_id_of(image_path), image, mask, geometry))
     title = "PHANTOM DATA - NOT PATIENT DATA" if source == "phantom" else f"source: {source}"
     from ..io import save_figure
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 import pandas as pd
 
 from ..errors import InputError
 from ..io import read_nifti, save_figure, write_csv
-from ..nifti_source import case_id_of
+from ..cases import case_id_of
 
 log = logging.getLogger(__name__)
 
@@ -36,27 +35,28 @@ def sampler_settings(name: str, sampling: dict) -> dict:
     return {**sampling, "sampler": "ddpm"}
 
 
-def compare(volumes: dict, masks, real_images, reference_images, model_dirs, out_csv, out_png, sampling: dict,
-            nnunet: dict, threads: int) -> pd.DataFrame:
+def compare(volumes: dict, masks, real_images, reference_images, model_dirs, out_csv, out_png, quality: dict,
+            predict: dict, threads: int, tile_batch: int = 4) -> pd.DataFrame:
     """results/samplers/comparison.{csv,png}.
 
     ``volumes``: sampler name -> generated volumes; ``masks``: their conditioning masks and
     ``real_images`` the real crops of the same cases (file names = case ids);
     ``reference_images``: the real training crops (the lung HU reference of ``quality.csv``);
-    ``model_dirs``: the Real runs that score mask fidelity.
+    ``model_dirs``: the Real runs that score mask fidelity; ``quality`` and ``predict``: the
+    config's ``quality`` and ``nnunet.predict`` sections.
     """
     from ..ddpm.figures import samples_grid
     from ..ddpm.quality import lung_hu_sample, spacing_zyx, volume_quality
-    from ..ddpm.settings import SamplingSettings
-    from .nnunet import fidelity_dice
+    from ..ddpm.settings import QualitySettings
+    from .fidelity import fidelity_dice
 
-    q = SamplingSettings.from_config(sampling).quality
+    q = QualitySettings.from_config(quality)
     real_lung = lung_hu_sample((read_nifti(p)[0] for p in reference_images), q)
-    mask_by_case = {case_id_of(Path(m)): m for m in masks}
+    mask_by_case = {case_id_of(m): m for m in masks}
     rows, shown = [], {}
     for name, paths in volumes.items():
-        pairs = {case_id_of(Path(p)): (str(p), str(mask_by_case[case_id_of(Path(p))])) for p in paths}
-        fidelity = fidelity_dice(model_dirs, pairs, nnunet, threads).groupby("case")["dice"].mean()
+        pairs = {case_id_of(p): (str(p), str(mask_by_case[case_id_of(p)])) for p in paths}
+        fidelity = fidelity_dice(model_dirs, pairs, predict, threads, tile_batch).groupby("case")["dice"].mean()
         for case, (image, mask_path) in pairs.items():
             hu, geometry = read_nifti(image)
             mask, _ = read_nifti(mask_path)
@@ -67,7 +67,7 @@ def compare(volumes: dict, masks, real_images, reference_images, model_dirs, out
     per_volume = pd.DataFrame(rows)
     table = pd.concat([per_volume, summary_rows(per_volume)], ignore_index=True)
     write_csv(out_csv, table)
-    shown["real"] = [(case_id_of(Path(r)), read_nifti(r)[0], read_nifti(m)[0]) for r, m in zip(real_images, masks)]
+    shown["real"] = [(case_id_of(r), read_nifti(r)[0], read_nifti(m)[0]) for r, m in zip(real_images, masks)]
     save_figure(out_png, samples_grid(shown, title="the same masks and seeds by each sampler; real crops last "
                                                    "(PHANTOM DATA, NOT PATIENT DATA)"))
     return table
