@@ -39,3 +39,22 @@ def test_cuda_asked_for_without_a_gpu_is_an_input_error(monkeypatch):
     with pytest.raises(InputError, match="no CUDA device"):
         runtime.resolve_device("cuda")
     assert runtime.resolve_device("auto").type == "cpu"
+
+
+def test_memory_format_auto_is_channels_last_for_fp32_on_a_cpu_and_contiguous_for_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)   # an AVX2 machine: bf16 falls back
+    assert runtime.memory_format(cpu, runtime.bf16_is_used(cpu, True)) == torch.channels_last_3d
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    assert runtime.memory_format(cpu, runtime.bf16_is_used(cpu, True)) == torch.contiguous_format
+    assert runtime.memory_format(cpu, False, "contiguous") == torch.contiguous_format
+    assert runtime.memory_format(torch.device("cuda"), False) == torch.contiguous_format
+    with pytest.raises(InputError, match="ddpm_memory_format"):
+        runtime.memory_format(cpu, False, "nhwc")
+
+
+def test_cpu_description_names_the_model_and_the_kernel_flags():
+    text = runtime.cpu_description()
+    assert text.endswith("]") and "[" in text
+    flags = text[text.index("[") + 1:-1].split()
+    assert set(flags) <= set(runtime.KERNEL_FLAGS)

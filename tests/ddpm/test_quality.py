@@ -70,3 +70,26 @@ def test_lung_sample_respects_its_size_limit_and_threshold():
 
 def test_spacing_is_turned_into_array_order():
     assert spacing_zyx(Geometry((0.7, 0.8, 2.5), (0, 0, 0))) == (2.5, 0.8, 0.7)
+
+
+def test_nodule_like_blobs_count_small_dense_spots_in_the_lung_outside_the_mask(chest):
+    from lungsynth.ddpm.quality import nodule_like_blobs
+
+    hu, lungs, nodule, geometry = chest
+    spacing = geometry.spacing[::-1]
+    before = nodule_like_blobs(hu, nodule, spacing)
+    spotted = hu.copy()
+    inside = np.argwhere(lungs & ~nodule)
+    rng = np.random.default_rng(0)
+    placed = 0
+    for z, y, x in inside[rng.choice(len(inside), 40, replace=False)]:
+        region = spotted[z:z + 2, y:y + 2, x:x + 2]
+        if (lungs[z:z + 2, y:y + 2, x:x + 2]).all() and (spotted[max(z-2,0):z + 4, max(y-2,0):y + 4, max(x-2,0):x + 4] < -400).all():
+            region[...] = 40   # a 2 x 2 x 2 voxel solid spot
+            placed += 1
+    assert placed >= 5
+    assert nodule_like_blobs(spotted, nodule, spacing) == before + placed
+    big = hu.copy()
+    z, y, x = inside[len(inside) // 2]
+    big[z - 2:z + 3, y - 3:y + 4, x - 3:x + 4] = 40   # 245 voxels: a nodule, not a blob
+    assert nodule_like_blobs(big, nodule, spacing) == before

@@ -1,0 +1,341 @@
+"""Judge a DDPM recipe in one fixed CPU budget: train, sample, score, one CSV row per variant.
+
+    .venv/bin/python bench/ddpm_recipe.py --run runs/benchmark --config config/benchmark.yaml \
+        --name lr-cosine --set ddpm.training.lr_schedule=cosine --budget 900 --threads 1
+
+- **Training in a CPU budget** (seconds, not steps): a 10-step calibration measures this
+  variant's CPU seconds per step, the step count is ``budget / that``, and the variant trains
+  that many steps (so schedules that depend on the length, like a learning-rate decay, see the
+  right horizon). Resumable: the same command continues a killed run.
+- **A validation-loss probe** (:class:`lungsynth.ddpm.probe.LossProbe`): frozen (validation patch,
+  t, noise) triples, mean loss per t bin of the EMA model at every checkpoint (``probe.csv``).
+- **Scores** on ``--masks`` validation masks x ``--seeds`` sampling seeds: the lung HU Wasserstein
+  distance to the real training crops (real validation crops against them beside it), nodule
+  contrast, lung fraction, nodule-like blobs in the lung outside the mask, and a **frozen
+  real-data segmentation model** (nnU-Net trained once on the real training crops with the
+  config's ``nnunet`` settings, cached in ``<out>/frozen-model``): its Dice on each synthetic
+  volume against the conditioning mask and its false-positive voxels, each divided by the same
+  model's figures on the real validation crops.
+- One row per variant in ``--csv`` (replaced when the variant runs again), with the CPU model.
+
+``--set`` takes full config keys (``ddpm.*``, ``sampling.*``, ``execution.*``) with YAML values.
+Variants may run side by side (one thread each); the frozen model and the CSV are locked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from lungsynth.arms import REFERENCE  # noqa: E402
+from lungsynth.config import load_config  # noqa: E402
+from lungsynth.ddpm.probe import LossProbe  # noqa: E402
+from lungsynth.ddpm.quality import lung_hu_sample, nodule_like_blobs, spacing_zyx, volume_quality  # noqa: E402
+from lungsynth.ddpm.sample import sample_case  # noqa: E402
+from lungsynth.ddpm.settings import DdpmSettings, QualitySettings, SamplingSettings  # noqa: E402
+from lungsynth.ddpm.train import train_ddpm  # noqa: E402
+from lungsynth.io import read_nifti, save_figure, write_csv, write_nifti  # noqa: E402
+from lungsynth.pipeline.ddpm import read_training_set  # noqa: E402
+from lungsynth.runtime import cpu_description  # noqa: E402
+from lungsynth.settings import WorkflowSettings  # noqa: E402
+
+log = logging.getLogger("ddpm_recipe")
+CALIBRATION_STEPS = 10
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on ``path`` (created), for work that side-by-side variants share."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def variant_config(config_files, sets: list[str]) -> dict:
+    """The merged config with ``key.path=value`` changes (YAML values), validated as a whole."""
+    config = load_config(*config_files)
+    for item in sets:
+        key, _, value = item.partition("=")
+        *path, leaf = key.split(".")
+        node = config
+        for part in path:
+            node = node[part]
+        if leaf not in node:
+            raise SystemExit(f"--set {item}: no key {key} in the config")
+        node[leaf] = yaml.safe_load(value)
+    WorkflowSettings.from_config(config)
+    return config
+
+
+class Data:
+    """The crops of a workflow run folder: training set, validation masks and images."""
+
+    def __init__(self, run: Path):
+        self.folder = run / "results" / "data"
+        self.split = json.loads((self.folder / "splits.json").read_text())
+
+    def paths(self, kind: str, cases) -> list[Path]:
+        return [self.folder / kind / f"{c}.nii.gz" for c in cases]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float, threads: int,
+                    layout: str, probe_every: int) -> dict:
+    """Train ``settings`` for about ``budget`` CPU seconds; returns the training record."""
+    record_path = out / "training.json"
+    train = data.split["train"]
+    images, masks, spacing = read_training_set(data.paths("images", train), data.paths("masks", train))
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+    else:
+        calibration = train_ddpm(images, masks, settings.replace(
+            training=settings.training.replace(steps=CALIBRATION_STEPS)), out / "calibration" / "model.pt",
+            threads=threads, progress=False, layout=layout, checkpoint_every=CALIBRATION_STEPS)
+        rows = calibration.losses
+        per_step = float(rows["cpu_seconds"].diff().iloc[2:].median())  # the first steps allocate
+        record = {"cpu_seconds_per_step": per_step, "steps": max(50, int(budget / per_step)), "budget": budget}
+        record_path.write_text(json.dumps(record, indent=1))
+    if "trained_steps" in record and (out / "model.pt").exists():
+        return record   # trained (or reused with --model-from)
+    settings = settings.replace(training=settings.training.replace(steps=record["steps"]))
+    validation = data.split["validation"]
+    val_images, val_masks, _ = read_training_set(data.paths("images", validation), data.paths("masks", validation))
+    probe_rows, probe = [], {}
+
+    def run_probe(step, trainer):
+        if "probe" not in probe:
+            probe["probe"] = LossProbe(val_images, val_masks, settings, trainer.mean_image, trainer.data_scale)
+        probe_rows.append({"step": step, **probe["probe"](trainer.ema.module).to_dict()})
+        write_csv(out / "probe.csv", pd.DataFrame(probe_rows))
+
+    result = train_ddpm(images, masks, settings, out / "model.pt", loss_csv=out / "loss.csv", spacing=spacing,
+                        names=train, threads=threads, progress=False, layout=layout,
+                        checkpoint_every=probe_every, on_checkpoint=run_probe)
+    losses = result.losses
+    wall, cpu = float(losses["seconds"].iloc[-1]), float(losses["cpu_seconds"].iloc[-1])
+    record.update(trained_steps=int(result.step), wall_seconds=wall, cpu_seconds=cpu,
+                  patches_per_s=result.step * settings.training.batch_size / wall if wall else float("nan"),
+                  final_loss=float(losses["loss"].tail(100).mean()))
+    if probe_rows:
+        record["probe_loss"] = probe_rows[-1]["all"]
+    elif (out / "probe.csv").exists():
+        record["probe_loss"] = float(pd.read_csv(out / "probe.csv")["all"].iloc[-1])
+    record_path.write_text(json.dumps(record, indent=1))
+    return record
+
+
+# ----------------------------------------------------------------------------- the frozen model
+
+
+def frozen_model(data: Data, config: dict, out: Path, threads: int) -> Path:
+    """nnU-Net trained once on the real training crops (the Real arm's run 1 of this config), cached."""
+    from lungsynth.pipeline import nnunet
+
+    model = out / "model"
+    with locked(out / ".lock"):
+        if (model / "run.json").exists():
+            return model
+        n = config["nnunet"]
+        name = REFERENCE.dataset_name(n["datasets"][REFERENCE.token])
+        train, validation = data.split["train"], data.split["validation"]
+        nnunet.raw_dataset(REFERENCE.token, {"real": (data.paths("images", train), data.paths("masks", train))},
+                           (data.paths("images", validation), data.paths("masks", validation)), out / "raw", name,
+                           "copy")
+        nnunet.plan(out / "raw", out / "preprocessed", n["plan"], threads)
+        nnunet.train(REFERENCE.token, 1, out / "preprocessed", model, n["plan"], n["train"], n["seed"], threads,
+                     checkpoint_every=config["execution"]["nnunet_checkpoint_every"])
+    return model
+
+
+def segmentation_scores(model: Path, images, masks, config: dict, threads: int) -> pd.DataFrame:
+    """The frozen model's Dice and false-positive voxels on each ``(image, mask)``."""
+    from lungsynth.cases import case_id_of
+    from lungsynth.pipeline.fidelity import fidelity_dice
+
+    pairs = {case_id_of(i): (str(i), str(m)) for i, m in zip(images, masks)}
+    return fidelity_dice([model], pairs, config["nnunet"]["predict"], threads,
+                         config["execution"]["nnunet_tile_batch"]).set_index("case")
+
+
+def real_reference(data: Data, config: dict, cache: Path, model: Path, cases, threads: int) -> dict:
+    """The real validation crops' figures (the denominators of the ratios), cached per case list."""
+    key = cache / f"real-{len(cases)}.json"
+    with locked(cache / ".lock"):
+        if key.exists():
+            return json.loads(key.read_text())
+        q = QualitySettings.from_config(config["quality"])
+        train = data.split["train"]
+        reference = lung_hu_sample((read_nifti(p)[0] for p in data.paths("images", train)), q)
+        rows = []
+        for image_path, mask_path in zip(data.paths("images", cases), data.paths("masks", cases)):
+            hu, geometry = read_nifti(image_path)
+            mask, _ = read_nifti(mask_path)
+            rows.append({**volume_quality(image_path.name, hu, mask, spacing_zyx(geometry), reference, q),
+                         "blobs": nodule_like_blobs(hu, mask, spacing_zyx(geometry))})
+        seg = segmentation_scores(model, data.paths("images", cases), data.paths("masks", cases), config, threads)
+        table = pd.DataFrame(rows)
+        result = {"wasserstein_lung_hu": float(table["wasserstein_lung_hu"].mean()),
+                  "contrast_hu": float(table["contrast_hu"].mean()),
+                  "lung_fraction": float(table["lung_fraction"].mean()),
+                  "blobs": float(table["blobs"].mean()),
+                  "dice": float(seg["dice"].mean()), "fp_voxels": float(seg["fp"].mean())}
+        key.write_text(json.dumps(result, indent=1))
+        return result
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def sample_and_score(data: Data, config: dict, out: Path, model: Path, cases, seeds: int, threads: int,
+                     window_batch: int) -> pd.DataFrame:
+    """Generate each mask with each seed (cached volumes) and score every volume."""
+    q = QualitySettings.from_config(config["quality"])
+    base = SamplingSettings.from_config(config["sampling"])
+    train = data.split["train"]
+    reference = lung_hu_sample((read_nifti(p)[0] for p in data.paths("images", train)), q)
+    volumes, rows = out / "volumes", []
+    for case, mask_path in zip(cases, data.paths("masks", cases)):
+        mask, geometry = read_nifti(mask_path)
+        for s in range(seeds):
+            path = volumes / f"{case}_s{s}.nii.gz"
+            seconds = float("nan")
+            if not path.exists():
+                started = time.perf_counter()
+                hu = sample_case(out / "model.pt", mask, case_id=case, settings=base.replace(seed=base.seed + s),
+                                 threads=threads, window_batch=window_batch)
+                seconds = time.perf_counter() - started
+                write_nifti(path, hu, geometry)
+                (volumes / "masks").mkdir(parents=True, exist_ok=True)
+                write_nifti(volumes / "masks" / path.name, mask, geometry)
+            hu = read_nifti(path)[0]
+            rows.append({"case": path.name.removesuffix(".nii.gz"), "sample_seconds": seconds,
+                         **{k: v for k, v in volume_quality(case, hu, mask, spacing_zyx(geometry), reference, q).items()
+                            if k != "case"},
+                         "blobs": nodule_like_blobs(hu, mask, spacing_zyx(geometry))})
+    table = pd.DataFrame(rows).set_index("case")
+    images = sorted(volumes.glob("*.nii.gz"))
+    seg = segmentation_scores(model, images, [volumes / "masks" / p.name for p in images], config, threads)
+    table["dice"], table["fp_voxels"] = seg["dice"], seg["fp"]
+    write_csv(out / "volumes.csv", table.reset_index())
+    return table
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def summary_row(name: str, sets: list[str], record: dict, table: pd.DataFrame, real: dict, sampling: dict) -> dict:
+    mean = table.mean(numeric_only=True)
+    return {
+        "variant": name, "settings": " ".join(sets) or "(the benchmark's DDPM)",
+        "sampler": f"{sampling['sampler']}{sampling['steps'] if sampling['sampler'] == 'ddim' else ''} "
+                   f"eta {sampling['eta']:g}",
+        "budget_s": record["budget"], "cpu_seconds": round(record["cpu_seconds"], 1), "steps": record["trained_steps"],
+        "patches_per_s": round(record["patches_per_s"], 2), "probe_loss": record.get("probe_loss"),
+        "volumes": len(table), "sample_s_per_volume": round(float(table["sample_seconds"].mean()), 1),
+        "wasserstein_lung_hu": mean["wasserstein_lung_hu"], "real_wasserstein_lung_hu": real["wasserstein_lung_hu"],
+        "contrast_hu": mean["contrast_hu"], "real_contrast_hu": real["contrast_hu"],
+        "lung_fraction": mean["lung_fraction"], "real_lung_fraction": real["lung_fraction"],
+        "blobs": mean["blobs"], "real_blobs": real["blobs"], "blob_ratio": ratio(mean["blobs"], real["blobs"]),
+        "fidelity_dice": mean["dice"], "real_dice": real["dice"], "fidelity_ratio": ratio(mean["dice"], real["dice"]),
+        "fp_voxels": mean["fp_voxels"], "real_fp_voxels": real["fp_voxels"],
+        "fp_ratio": ratio(mean["fp_voxels"], real["fp_voxels"]),
+        "cpu": cpu_description(),
+    }
+
+
+def write_row(csv: Path, row: dict) -> None:
+    """Replace this variant's row in ``csv`` (locked: variants may finish side by side)."""
+    with locked(csv.with_name(f".{csv.name}.lock")):
+        table = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
+        if len(table):
+            table = table[table["variant"] != row["variant"]]
+        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+        write_csv(csv, table, float_format="%.4g")
+
+
+def figure(out: Path, data: Data, cases) -> None:
+    """The first seed of each mask, at the slice through the nodule, beside the real crop."""
+    from lungsynth.ddpm.figures import samples_grid
+
+    shown = {"generated": [], "real": []}
+    for case in cases:
+        mask = read_nifti(data.folder / "masks" / f"{case}.nii.gz")[0]
+        shown["generated"].append((case, read_nifti(out / "volumes" / f"{case}_s0.nii.gz")[0], mask))
+        shown["real"].append((case, read_nifti(data.folder / "images" / f"{case}.nii.gz")[0], mask))
+    save_figure(out / "samples.png", samples_grid(shown, title=f"{out.name} (PHANTOM, NOT PATIENT DATA)"))
+
+
+def reuse(source: Path, out: Path, ddpm: dict) -> None:
+    """Link another variant's trained model into ``out``: allowed only for the same ``ddpm:``."""
+    theirs = yaml.safe_load((source / "config.yaml").read_text())["ddpm"]
+    if theirs != ddpm:
+        raise SystemExit(f"--model-from {source.name}: its ddpm settings differ from this variant's")
+    for name in ("model.pt", "training.json", "probe.csv", "loss.csv"):
+        if not (out / name).exists() and (source / name).exists():
+            (out / name).symlink_to((source / name).resolve())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="workflow run folder holding results/data (crops, splits.json)")
+    p.add_argument("--config", type=Path, action="append", default=[], help="config overlay(s) over config/config.yaml")
+    p.add_argument("--name", required=True, help="variant name (output folder, CSV row)")
+    p.add_argument("--set", action="append", default=[], help="key=value, e.g. ddpm.training.lr_schedule=cosine")
+    p.add_argument("--budget", type=float, default=900.0, help="training budget in CPU seconds (default 900)")
+    p.add_argument("--masks", type=int, default=6, help="validation masks to generate (default 6)")
+    p.add_argument("--seeds", type=int, default=2, help="sampling seeds per mask (default 2)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--probe-every", type=int, default=100, help="steps between probe evaluations (and checkpoints)")
+    p.add_argument("--model-from", help="a variant with the same ddpm: settings whose trained model to reuse "
+                                        "(for variants that change only sampling)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe")
+    p.add_argument("--csv", type=Path, default=ROOT / "docs" / "benchmark" / "ddpm_ab.csv")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    config = variant_config([ROOT / "config" / "config.yaml", *args.config], args.set)
+    settings = DdpmSettings.from_config(config["ddpm"])
+    data = Data(args.run)
+    out = args.out / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump({k: config[k] for k in ("ddpm", "sampling", "execution")}))
+    execution = config["execution"]
+    if args.model_from:
+        reuse(args.out / args.model_from, out, config["ddpm"])
+    record = train_in_budget(data, settings, out, args.budget, args.threads, execution["ddpm_memory_format"],
+                             args.probe_every)
+    log.info("%s: %d steps in %.0f CPU s (%.2f patches/s)", args.name, record["trained_steps"],
+             record["cpu_seconds"], record["patches_per_s"])
+    model = frozen_model(data, config, args.out / "frozen-model", args.threads)
+    cases = data.split["validation"][: args.masks]
+    real = real_reference(data, config, args.out / "frozen-model", model, cases, args.threads)
+    table = sample_and_score(data, config, out, model, cases, args.seeds, args.threads,
+                             execution["sampling_window_batch"])
+    row = summary_row(args.name, args.set, record, table, real, config["sampling"])
+    write_row(args.csv, row)
+    figure(out, data, cases)
+    print(pd.Series(row).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
