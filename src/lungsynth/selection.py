@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError
 from .lidc.annotations import NoduleCriteria
+
+log = logging.getLogger(__name__)
 
 SELECTION_COLUMNS = ["case", "patient_id", "scan_id", "n_nodules", "largest_nodule_mm", "n_slices"]
 
@@ -59,15 +61,24 @@ def select_phantom(nodules: pd.DataFrame, criteria: NoduleCriteria, n_scans: int
 
 
 def select_lidc(nodules: pd.DataFrame, criteria: NoduleCriteria, lidc_root, max_cases: int, seed: int) -> pd.DataFrame:
-    """The eligible scans whose patient folder exists under the LIDC-IDRI download ``lidc_root``."""
-    root = Path(lidc_root)
-    if not root.is_dir():
-        raise InputError(root, "LIDC-IDRI folder not found (data.lidc_root in the config)")
+    """The eligible scans whose patient folder exists under the LIDC-IDRI download ``lidc_root``
+    (any layout :func:`lungsynth.lidc.layout.patient_root` accepts).
+
+    A download of some of the patients is normal (TCIA lets one pick); the patients with a
+    qualifying nodule that are not there are logged with the root. None of them there is an error.
+    """
+    from .lidc.layout import present_patients
+
     scans = eligible_scans(nodules, criteria)
-    scans = scans[[(root / p).is_dir() for p in scans.patient_id]]
-    if scans.empty:
-        raise InputError(root, "holds no LIDC-IDRI-xxxx folder of a scan with a qualifying nodule")
-    return _sample(scans, max_cases, seed)
+    root, present, missing = present_patients(lidc_root, scans.patient_id)
+    if not present:
+        raise InputError(root, f"holds none of the {len(scans)} LIDC-IDRI patients with a qualifying nodule "
+                               f"(e.g. {', '.join(missing[:3])})")
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        log.warning("%s: %d of the %d LIDC-IDRI patients with a qualifying nodule are there; missing: %s",
+                    root, len(present), len(scans), shown)
+    return _sample(scans[scans.patient_id.isin(present)], max_cases, seed)
 
 
 def select_nifti(pairs, max_cases: int, seed: int) -> pd.DataFrame:

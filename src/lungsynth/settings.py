@@ -41,6 +41,8 @@ class PhantomSettings(Section):
     max_slices: int
     min_nodule_mm: float
     seed: int
+    layout: str
+    quirks: tuple[str, ...]
 
 
 @dataclass(frozen=True)

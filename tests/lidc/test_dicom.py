@@ -76,15 +76,21 @@ def test_missing_slice_is_reported_against_the_database(broken):
         read_series(scan, root)
 
 
-def test_duplicated_slice_is_named(broken):
+def test_duplicated_slice_with_another_pixel_spacing_is_named(broken):
+    import pydicom
+
     scan, root, files = broken
-    shutil.copy(files[2], files[2].with_name("copy-of-slice.dcm"))
-    with pytest.raises(InputError, match=r"copy-of-slice.dcm: duplicated slice"):
+    copy = pydicom.dcmread(files[2])
+    copy.PixelSpacing = [2 * float(v) for v in copy.PixelSpacing]
+    copy.InstanceNumber = 999
+    copy.save_as(files[2].with_name("copy-of-slice.dcm"))
+    with pytest.raises(InputError, match=r"copy-of-slice.dcm: duplicated slice: .* cannot be trusted"):
         read_series(scan, root)
 
 
 def test_missing_patient_folder_is_named(broken):
     scan, root, files = broken
     shutil.rmtree(root / scan.patient_id)
+    (root / "LIDC-IDRI-0001").mkdir()   # the download holds other patients
     with pytest.raises(InputError, match=rf"{scan.patient_id}: no folder for {scan.patient_id}"):
         read_series(scan, root)

@@ -114,5 +114,4 @@ def test_a_failed_write_leaves_no_partial_series(volume, scan, tmp_path, monkeyp
     monkeypatch.setattr(dicom_writer, "dcmwrite", failing)
     with pytest.raises(OSError):
         dicom_writer.write_series(volume, scan, tmp_path, seed=0)
-    study = tmp_path / scan.patient_id / scan.study_instance_uid
-    assert list(study.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []   # neither the patient folder nor its temporary sibling

@@ -12,6 +12,7 @@ from lungsynth.cases import SYNTHETIC_SETS, source_case, synthetic_ids
 from lungsynth.config import problems
 from lungsynth.errors import InputError
 from lungsynth.nnunet.settings import run_seed
+from lungsynth.phantom import patient_root
 from lungsynth.pipeline.samplers import sampler_settings
 from lungsynth.settings import WorkflowSettings
 from snakemake.exceptions import WorkflowError
@@ -36,6 +37,11 @@ validate_config()
 
 SOURCE = config["data"]["source"]
 ARMS = arms.TOKENS
+PHANTOM_ROOT = "results/phantom/dicom"
+# where the phantom's patient folders go in its layout (phantom.layout): results/phantom/dicom/<patient>
+# or, NBIA-style, results/phantom/dicom/manifest-<n>/LIDC-IDRI/<patient>
+PHANTOM_PATIENTS = patient_root(PHANTOM_ROOT, config["phantom"]["layout"]).as_posix()
+PHANTOM_MANIFEST = Path(PHANTOM_PATIENTS).parent.as_posix()
 
 
 wildcard_constraints:
@@ -113,7 +119,7 @@ def preprocess_input(wildcards):
     """The source of one case: its phantom series, or the user's NIfTI pair (LIDC lives outside)."""
     inputs = {"selection": checkpoints.select_cases.get().output[0]}
     if SOURCE == "phantom":
-        inputs["dicom"] = f"results/phantom/dicom/{wildcards.case}"
+        inputs["dicom"] = f"{PHANTOM_PATIENTS}/{wildcards.case}"
     elif SOURCE == "nifti":
         row = selected_cases().set_index("case").loc[wildcards.case]
         inputs["image"], inputs["mask"] = row["image"], row["mask"]
@@ -121,7 +127,12 @@ def preprocess_input(wildcards):
 
 
 def dicom_root():
-    return "results/phantom/dicom" if SOURCE == "phantom" else config["data"]["lidc_root"]
+    return PHANTOM_ROOT if SOURCE == "phantom" else config["data"]["lidc_root"]
+
+
+def phantom_outputs():
+    """The NBIA layouts' metadata.csv at the manifest root (nothing for the UID layout)."""
+    return [f"{PHANTOM_MANIFEST}/metadata.csv"] if SOURCE == "phantom" and config["phantom"]["layout"] != "uid" else []
 
 
 # ----------------------------------------------------------------------------- nnU-Net arms and runs
@@ -191,6 +202,7 @@ def data_outputs(wildcards):
         + expand("results/data/masks/{case}.nii.gz", case=cases)
         + ["results/data/cases.csv", "results/data/splits.json", "results/data/montage.png"]
         + select_cases_input(wildcards)
+        + phantom_outputs()
     )
 
 

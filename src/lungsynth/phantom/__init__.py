@@ -8,8 +8,9 @@ TCIA layout, so the real LIDC loading code reads it as it would read LIDC-IDRI.
 Import pylidc through ``lungsynth.lidc.compat.import_pylidc`` before using these functions.
 """
 
-from .dicom_writer import series_folder, write_phantom_series, write_series
+from .dicom_writer import (LAYOUTS, QUIRKS, dicom_root_of, manifest_metadata, patient_root, series_folder, write_phantom_series,
+                           write_series)
 from .volume import PhantomVolume, phantom_geometry, phantom_volume
 
-__all__ = ["PhantomVolume", "phantom_geometry", "phantom_volume", "series_folder", "write_phantom_series",
-           "write_series"]
+__all__ = ["LAYOUTS", "QUIRKS", "PhantomVolume", "dicom_root_of", "manifest_metadata", "patient_root", "phantom_geometry",
+           "phantom_volume", "series_folder", "write_phantom_series", "write_series"]

@@ -69,13 +69,32 @@ def _scan_of(selection_csv, case: str):
     return pl.query(pl.Scan).filter(pl.Scan.id == int(rows.loc[case, "scan_id"])).one()
 
 
-def phantom_series(selection_csv, case: str, out_dir, seed: int) -> None:
-    """results/phantom/dicom/<patient>: a phantom DICOM series (NOT patient data) for one LIDC scan."""
-    from ..phantom import write_phantom_series
+def phantom_series(selection_csv, case: str, out_dir, seed: int, layout: str, quirks) -> None:
+    """A phantom DICOM series (NOT patient data) for one LIDC scan: the patient folder ``out_dir``
+    in ``layout`` (below results/phantom/dicom)."""
+    from ..phantom import dicom_root_of, write_phantom_series
 
     scan = _scan_of(selection_csv, case)
-    series = write_phantom_series(scan, Path(out_dir).parent, seed)
-    log.info("phantom series of %s (scan %d, %d slices) written to %s", case, scan.id, len(scan.slice_zvals), series)
+    if Path(out_dir).name != scan.patient_id:
+        raise InputError(out_dir, f"the patient folder of {case} must be named {scan.patient_id}")
+    series = write_phantom_series(scan, dicom_root_of(out_dir, layout), seed, layout, quirks)
+    log.info("phantom series of %s (scan %d, %d slices, layout %s%s) written to %s", case, scan.id,
+             len(scan.slice_zvals), layout, f", quirks {list(quirks)}" if quirks else "", series)
+
+
+def phantom_manifest(selection_csv, patient_dirs, layout: str, out_csv) -> None:
+    """``metadata.csv`` at the root of an NBIA-layout phantom download, one row per CT series."""
+    from ..phantom import dicom_root_of
+
+    from ..lidc.compat import import_pylidc
+    from ..phantom import manifest_metadata
+
+    pl = import_pylidc()
+    ids = [int(i) for i in pd.read_csv(selection_csv, dtype={"case": str})["scan_id"]]
+    scans = pl.query(pl.Scan).filter(pl.Scan.id.in_(ids)).order_by(pl.Scan.patient_id).all()
+    path = manifest_metadata(dicom_root_of(patient_dirs[0], layout), scans, layout)
+    if Path(path).resolve() != Path(out_csv).resolve():
+        raise InputError(out_csv, f"the {layout} layout writes its metadata.csv at {path}")
 
 
 def preprocess(case: str, source: str, settings: dict, out_image, out_mask, out_record,

@@ -10,31 +10,59 @@ import numpy as np
 from scipy import ndimage
 
 COARSE_VOXEL_MM = 3.0
+#: airways narrower than twice this (trachea ~ 18 mm, main bronchi ~ 12 mm) are cut off the lungs
+AIRWAY_RADIUS_MM = 10.0
 
 
 def lung_mask(hu: np.ndarray, spacing_zyx, threshold_hu: float = -400.0) -> np.ndarray:
     """Boolean ``(z, y, x)`` lung mask of a chest CT ``hu`` at its own resolution.
 
     Air below ``threshold_hu`` that does not touch the in-plane border of a slice (the air
-    around the body) and belongs to one of the two largest 3D components is lung; holes
-    (vessels, nodules) are closed and filled slice by slice.
+    around the body) is a candidate. The trachea and main bronchi join the two lungs into one
+    component on a real CT, so the lungs are found by an opening by reconstruction: the
+    candidates are eroded by a ball of :data:`AIRWAY_RADIUS_MM` (the airways vanish, the lungs
+    do not), the two largest eroded components are kept (a second one much smaller than the
+    first is bowel gas, not a lung) and grown back within the candidates by the same radius.
+    Holes (vessels, nodules) are then closed and filled slice by slice.
     """
     factors = np.maximum(1, np.floor(COARSE_VOXEL_MM / np.asarray(spacing_zyx, float))).astype(int)
     coarse = _block_mean(hu.astype(np.float32), factors)
     air = coarse < threshold_hu
-    body_air = _border_connected(air)
-    candidates = air & ~body_air
-    labels, count = ndimage.label(candidates)
-    if count == 0:
+    candidates = air & ~_border_connected(air)
+    lungs = _without_airways(candidates, np.asarray(spacing_zyx, float) * factors)
+    if not lungs.any():
         return np.zeros(hu.shape, dtype=bool)
-    sizes = ndimage.sum_labels(candidates, labels, index=np.arange(1, count + 1))
-    keep = np.argsort(sizes)[::-1][:2] + 1
-    # a second component much smaller than the first is an airway or bowel gas, not a lung
-    keep = [k for k in keep if sizes[k - 1] >= 0.1 * sizes.max()]
-    lungs = np.isin(labels, keep)
     lungs = ndimage.binary_closing(lungs, structure=np.ones((1, 5, 5)), border_value=0)
     lungs = np.stack([ndimage.binary_fill_holes(s) for s in lungs])
     return _upsample(lungs, factors, hu.shape)
+
+
+def _largest_components(mask: np.ndarray, n: int = 2, share: float = 0.1) -> np.ndarray:
+    """The ``n`` largest 26-connected components of ``mask``, each at least ``share`` of the largest."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if count == 0:
+        return np.zeros_like(mask)
+    sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
+    keep = [k + 1 for k in np.argsort(sizes)[::-1][:n] if sizes[k] >= share * sizes.max()]
+    return np.isin(labels, keep)
+
+
+def _without_airways(candidates: np.ndarray, spacing_mm) -> np.ndarray:
+    """The lungs among the in-body air: opening by reconstruction with a ball of AIRWAY_RADIUS_MM.
+
+    A volume too small to erode (a tiny test volume) keeps its two largest components as they are.
+    """
+    reach = [int(np.ceil(AIRWAY_RADIUS_MM / s)) for s in spacing_mm]
+    grid = np.meshgrid(*[np.arange(-r, r + 1) * s for r, s in zip(reach, spacing_mm)], indexing="ij")
+    ball = sum(g * g for g in grid) <= AIRWAY_RADIUS_MM**2
+    cores = _largest_components(ndimage.binary_erosion(candidates, structure=ball))
+    if not cores.any():
+        return _largest_components(candidates)
+    step = ndimage.generate_binary_structure(3, 1)
+    lungs = cores
+    for _ in range(max(reach) + 1):   # geodesic growth by the erosion's radius (city-block steps)
+        lungs = ndimage.binary_dilation(lungs, structure=step) & candidates
+    return lungs
 
 
 def _block_mean(volume: np.ndarray, factors) -> np.ndarray:
