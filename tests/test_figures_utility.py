@@ -70,3 +70,15 @@ def test_load_examples_reads_every_model(tmp_path):
                              dice={"A": {"c": 0.25}})
     assert examples[0]["image"].shape == (3, 4, 4) and list(examples[0]["predictions"]) == ["A", "B"]
     assert examples[0]["dice"] == {"A": 0.25}
+
+
+def test_figure_3_shows_the_spread_of_each_arms_runs_beside_the_cases():
+    runs = pd.DataFrame({"arm": ["Real"] * 3 + ["Real+Synthetic"] * 3, "run": [1, 2, 3] * 2,
+                         "mean_dice": [0.4, 0.45, 0.5, 0.5, 0.55, 0.6]})
+    fig = dice_change_figure(change_table(), run_means=runs)
+    assert len(fig.axes) == 4
+    spread = fig.axes[3]
+    assert [t.get_text() for t in spread.get_xticklabels()] == ["Real", "Real+Synthetic"]
+    from matplotlib.collections import PathCollection
+
+    assert sum(len(c.get_offsets()) for c in spread.collections if isinstance(c, PathCollection)) == 6

@@ -159,7 +159,7 @@ def test_write_stats_writes_every_table(tmp_path):
                       make_long({"Real": [0.4, 0.5], "Real+Synthetic": [0.5, 0.6]}, subset="validation")])
     written = write_stats(tmp_path / "stats", long)
     assert sorted(written) == ["case_means_test.csv", "case_means_validation.csv",
-                               "paired_tests.csv", "per_case_dice.csv", "run_means.csv"]
+                               "paired_tests.csv", "per_case_dice.csv", "power.csv", "run_means.csv"]
     assert len(pd.read_csv(written["per_case_dice.csv"])) == len(long)
     assert set(pd.read_csv(written["paired_tests.csv"])["subset"]) == {"test", "validation"}
     write_bootstrap(tmp_path / "stats" / "bootstrap.csv", long, resamples=200, seed=1)
@@ -177,3 +177,29 @@ def test_dice_records_carry_their_run_and_read_back_as_the_long_table(tmp_path):
     pd.testing.assert_frame_equal(back[LONG_COLUMNS], long[LONG_COLUMNS].reset_index(drop=True), check_dtype=False)
     with pytest.raises(InputError, match="duplicate"):
         read_dice_records([paths[0], paths[0]])
+
+
+def test_minimum_detectable_difference_matches_statsmodels_own_power_solver():
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    from lungsynth.stats import minimum_detectable_difference
+
+    # the worked example of the issue: n = 5 runs per arm, alpha 0.05, power 0.8: about 2 sd
+    mdd = minimum_detectable_difference(0.134, 5)
+    assert 0.26 < mdd < 0.28
+    assert minimum_detectable_difference(0.03, 5) == pytest.approx(0.0606, abs=0.001)
+    # and the difference found has the asked power, by statsmodels' forward calculation
+    assert TTestIndPower().power(effect_size=mdd / 0.134, nobs1=5, alpha=0.05, ratio=1.0) == pytest.approx(0.8, abs=1e-6)
+    paired = minimum_detectable_difference(0.1, 11, paired=True)
+    assert TTestPower().power(effect_size=paired / 0.1, nobs=11, alpha=0.05) == pytest.approx(0.8, abs=1e-6)
+    assert math.isnan(minimum_detectable_difference(0.1, 1))
+
+
+def test_power_table_relates_the_observed_difference_to_what_the_runs_can_show():
+    from lungsynth.stats import power_table
+
+    long = make_long({"Real": [0.40, 0.45, 0.50], "Real+Synthetic": [0.52, 0.55, 0.58]})
+    row = power_table(long).set_index("arm").loc["Real+Synthetic"]
+    assert row["observed_difference"] == pytest.approx(0.10)
+    assert row["runs"] == 3 and row["welch_mdd"] > row["sd_runs_reference"]
+    assert row["cases"] == 4 and row["observed_case_difference"] == pytest.approx(0.10)

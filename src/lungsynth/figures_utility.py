@@ -23,15 +23,20 @@ MODEL_COLORS = ("#e9c46a", "#f4a261", "#8ecae6", "#c77dff")
 TOLERANCE = 1e-9  # |change| below this is "unchanged"
 
 
-def dice_change_figure(change: pd.DataFrame, arm: str = TARGETED_ARM, reference: str = REFERENCE):
+def dice_change_figure(change: pd.DataFrame, arm: str = TARGETED_ARM, reference: str = REFERENCE,
+                       run_means: pd.DataFrame | None = None):
     """The paper's Figure 3: per-case Dice change ``reference -> arm`` in the three subgroups.
 
     ``change`` is :func:`lungsynth.stats.dice_change`'s table (``case, subgroup, change``).
     One panel per subgroup (worst validation, other validation, test), cases sorted by
-    change, bars coloured improved / unchanged / worse, counts in the title.
+    change, bars coloured improved / unchanged / worse, counts in the title. With ``run_means``
+    (:func:`lungsynth.stats.run_means` of the test set) a last panel shows every run's mean test
+    Dice per arm: the spread that decides what Welch's test on Table 1 can see.
     """
-    fig, axes = plt.subplots(1, len(SUBGROUPS), figsize=(4.2 * len(SUBGROUPS), 3.6), sharey=True,
-                             squeeze=False)
+    panels = len(SUBGROUPS) + (run_means is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), squeeze=False)
+    for ax in axes[0][1:len(SUBGROUPS)]:
+        ax.sharey(axes[0][0])
     limit = max(0.05, float(np.nanmax(np.abs(change["change"]))) * 1.1) if len(change) else 1.0
     for ax, subgroup in zip(axes[0], SUBGROUPS):
         values = np.sort(change.loc[change["subgroup"] == subgroup, "change"].to_numpy(float))
@@ -47,6 +52,18 @@ def dice_change_figure(change: pd.DataFrame, arm: str = TARGETED_ARM, reference:
         if len(values) == 0:
             ax.text(0.5, 0.5, "no cases", ha="center", va="center", transform=ax.transAxes, color="gray")
     axes[0][0].set_ylabel(f"Dice({arm}) - Dice({reference})")
+    if run_means is not None:
+        ax = axes[0][-1]
+        arms = [a for a in (REFERENCE, "Synthetic", arm) if a in set(run_means["arm"])]
+        for i, name in enumerate(arms):
+            values = run_means.loc[run_means["arm"] == name, "mean_dice"].to_numpy(float)
+            ax.scatter(np.full(len(values), i) + np.linspace(-0.12, 0.12, len(values)), values, s=22,
+                       color="tab:blue" if name == REFERENCE else "tab:orange")
+            if len(values):
+                ax.hlines(values.mean(), i - 0.25, i + 0.25, color="black", linewidth=1)
+        ax.set_xticks(range(len(arms)), arms, fontsize=8)
+        ax.set_ylabel("mean test Dice of a run")
+        ax.set_title("per-run spread of each arm (bar: mean)", fontsize=9)
     fig.suptitle(f"Per-case Dice change, {reference} -> {arm} (mean over runs)", fontsize=10)
     fig.tight_layout()
     return fig

@@ -209,6 +209,60 @@ def bootstrap_table(long: pd.DataFrame, subset: str = "test", reference: str = R
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------- power
+
+
+def minimum_detectable_difference(sd: float, n: int, alpha: float = 0.05, power: float = 0.8,
+                                  paired: bool = False) -> float:
+    """The smallest true difference of means a two-sided t-test finds with probability ``power``.
+
+    Unpaired (Table 1: runs of two arms, ``n`` each, common ``sd``): statsmodels'
+    ``TTestIndPower`` solves for the effect size d; the difference is ``d * sd``. Paired (the same
+    ``n`` cases under two arms, ``sd`` of the per-case differences): ``TTestPower``. NaN when it
+    cannot be solved (n < 2, sd NaN). (Welch's test has the same power as Student's for equal n
+    and equal variances, the assumption of this calculation.)
+    """
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    if not (n >= 2 and np.isfinite(sd)):
+        return math.nan
+    if paired:
+        effect = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
+    else:
+        effect = TTestIndPower().solve_power(effect_size=None, nobs1=n, alpha=alpha, power=power, ratio=1.0,
+                                             alternative="two-sided")
+    return float(effect) * float(sd)
+
+
+def power_table(long: pd.DataFrame, reference: str = REFERENCE, alpha: float = 0.05,
+                power: float = 0.8) -> pd.DataFrame:
+    """What Table 1 and the per-case analysis can see: for each arm against ``reference``, the
+    observed difference and the minimum detectable difference (``alpha``, ``power``) of Welch's test
+    on the run means (pooled sd of the two arms' runs) and of the paired t-test on the test cases
+    (Dice averaged over runs; sd of the per-case differences)."""
+    means = run_means(long, "test")
+    cases = case_means(long, "test")
+    ref = means.loc[means["arm"] == reference, "mean_dice"].to_numpy(float)
+    rows = []
+    for arm in [a for a in LABELS if a in set(means["arm"]) and a != reference]:
+        values = means.loc[means["arm"] == arm, "mean_dice"].to_numpy(float)
+        n = min(len(values), len(ref))
+        pooled = math.sqrt((np.var(values, ddof=1) + np.var(ref, ddof=1)) / 2) if n >= 2 else math.nan
+        diff = (cases[arm] - cases[reference]).dropna().to_numpy(float) if arm in cases else np.zeros(0)
+        sd_diff = float(np.std(diff, ddof=1)) if len(diff) >= 2 else math.nan
+        rows.append({
+            "arm": arm, "reference": reference, "alpha": alpha, "power": power,
+            "runs": n, "sd_runs_arm": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+            "sd_runs_reference": float(np.std(ref, ddof=1)) if len(ref) > 1 else math.nan,
+            "observed_difference": float(values.mean() - ref.mean()),
+            "welch_mdd": minimum_detectable_difference(pooled, n, alpha, power),
+            "cases": len(diff), "sd_case_differences": sd_diff,
+            "observed_case_difference": float(diff.mean()) if len(diff) else math.nan,
+            "paired_mdd": minimum_detectable_difference(sd_diff, len(diff), alpha, power, paired=True),
+        })
+    return pd.DataFrame(rows)
+
+
 # ----------------------------------------------------------------------------- targeted data
 
 
@@ -269,8 +323,9 @@ def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE) -> dict:
     """The statistics beside Table 1, one CSV each, in ``folder``; returns ``name -> path``.
 
     ``per_case_dice.csv`` (the long table), ``run_means.csv`` (test and validation),
-    ``case_means_<subset>.csv`` (per case, Dice averaged over each arm's runs) and
-    ``paired_tests.csv`` (Wilcoxon per arm against the reference, per subset). The bootstrap
+    ``case_means_<subset>.csv`` (per case, Dice averaged over each arm's runs),
+    ``paired_tests.csv`` (Wilcoxon per arm against the reference, per subset) and ``power.csv``
+    (the minimum detectable differences at the measured spread, :func:`power_table`). The bootstrap
     intervals are :func:`write_bootstrap`'s (their own rule: they alone depend on ``stats:``).
     """
     from pathlib import Path
@@ -290,6 +345,8 @@ def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE) -> dict:
     for subset in subsets:
         put(f"case_means_{subset}.csv", case_means(long, subset).reset_index(), float_format="%.6g")
     put("paired_tests.csv", pd.concat([paired_case_tests(long, s, reference) for s in subsets], ignore_index=True))
+    if "test" in subsets:
+        put("power.csv", power_table(long, reference), float_format="%.6g")
     return written
 
 

@@ -229,3 +229,47 @@ def test_mask_fidelity_scores_each_volume_against_its_mask_and_relates_it_to_rea
     assert summary["dice"] == pytest.approx(table.loc[["shifted", "toy004"], "dice"].mean())
     assert summary["real_test_dice"] == pytest.approx(pd.read_csv(run_dir / "test_dice.csv")["dice"].mean())
     assert summary["ratio"] == pytest.approx(summary["dice"] / summary["real_test_dice"])
+
+
+def test_bf16_prediction_falls_back_where_slow_and_keeps_the_predictions_shape_and_dtype(
+        runs, toy_cases, tmp_path, monkeypatch):
+    from lungsynth import runtime
+    from lungsynth.nnunet.settings import PredictSettings
+
+    images = {"toy005": toy_cases["toy005"][0]}
+    model = runs["a"]["model"]
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)       # an AVX2-only CPU
+    slow = load_predictor(model, PredictSettings.from_config({"bf16": True}))
+    assert not slow.network._forward_pre_hooks                           # fp32: no autocast around the net
+    fp32 = read_nifti(predict_cases(model, images, tmp_path / "fp32", PredictSettings.from_config())["toy005"])[0]
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    fast = load_predictor(model, PredictSettings.from_config({"bf16": True}))
+    assert fast.network._forward_pre_hooks
+    with torch.no_grad():
+        out = fast.network(torch.zeros(2, 1, 32, 32, 32))
+    assert out.dtype == torch.float32
+    bf16 = read_nifti(predict_cases(model, images, tmp_path / "bf16",
+                                    PredictSettings.from_config({"bf16": True}))["toy005"])[0]
+    assert bf16.shape == fp32.shape and bf16.dtype == fp32.dtype
+    truth = read_nifti(toy_cases["toy005"][1])[0]
+    assert abs(dice(truth, bf16) - dice(truth, fp32)) < 0.1
+
+
+def test_bf16_training_runs_under_autocast_on_a_fast_cpu(preprocessed, tmp_path, monkeypatch):
+    from lungsynth import runtime
+
+    settings = preprocessed["settings"]
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    seen = []
+    original = nnUNetTrainer_lungsynth.train_step
+
+    def spy(self, batch):
+        seen.append(self.cpu_bf16)
+        return original(self, batch)
+
+    monkeypatch.setattr(nnUNetTrainer_lungsynth, "train_step", spy)
+    checkpoint = train_run(preprocessed["dataset"], tmp_path / "model", settings.plan,
+                           settings.train.replace(bf16=True), seed=7)
+    assert checkpoint.exists() and seen and all(seen)
+    weights = torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"]
+    assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point())

@@ -9,6 +9,7 @@ rule utility_stats:
         per_case="results/stats/per_case_dice.csv",
         run_means="results/stats/run_means.csv",
         paired="results/stats/paired_tests.csv",
+        power="results/stats/power.csv",
         case_means=expand("results/stats/case_means_{subset}.csv", subset=["test", "validation"]),
     log:
         "logs/stats/utility_stats.log",

@@ -35,10 +35,10 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from ..errors import InputError
 from ..io import atomic_path, read_json, read_nifti, write_json, write_nifti
-from ..runtime import resolve_device, set_threads
+from ..runtime import bf16_is_used, resolve_device, set_threads
 from .environment import nnunet_environment
 from .settings import PlanSettings, PredictSettings, TrainSettings
-from .trainer import TRAINER_NAME, nnUNetTrainer_lungsynth
+from .trainer import TRAINER_NAME, cpu_bf16_forward, nnUNetTrainer_lungsynth
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,8 @@ def load_predictor(model_dir, predict: PredictSettings, threads: int = 1, device
         plans_manager.get_label_manager(dataset_json).num_segmentation_heads,
         enable_deep_supervision=False)
     network.load_state_dict(checkpoint["network_weights"])
+    if device.type == "cpu" and bf16_is_used(device, predict.bf16):
+        cpu_bf16_forward(network)
     predictor = BatchedTilePredictor(tile_step_size=predict.tile_step_size, use_gaussian=True,
                                      use_mirroring=predict.mirroring, perform_everything_on_device=True,
                                      device=device, verbose=False, verbose_preprocessing=False, allow_tqdm=False)
@@ -249,12 +251,12 @@ class BatchedTilePredictor(nnUNetPredictor):
         single = x.shape[0] == 1
         if single:
             x = torch.cat([x, x])  # the fast kernel; the copy's output is dropped
-        prediction = self.network(x)
+        prediction = self.network(x).float()
         mirror_axes = self.allowed_mirroring_axes if self.use_mirroring else None
         if mirror_axes is not None:
             axes = [m + 2 for m in mirror_axes]
             combinations = [c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
             for flip in combinations:
-                prediction += torch.flip(self.network(torch.flip(x, flip)), flip)
+                prediction += torch.flip(self.network(torch.flip(x, flip)).float(), flip)
             prediction /= (len(combinations) + 1)
         return prediction[:1] if single else prediction

@@ -44,6 +44,7 @@ class TrainSettings(Section):
     initial_lr: float
     oversample_foreground: float
     augmentation_workers: int
+    bf16: bool
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class PredictSettings(Section):
     mirroring: bool
     tile_step_size: float
     empty_dice: float
+    bf16: bool
 
 
 @dataclass(frozen=True)

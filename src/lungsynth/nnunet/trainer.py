@@ -2,9 +2,10 @@
 
 nnU-Net has no seed option and its shipped ``nnUNetTrainer_Xepochs`` variants still run 250
 iterations per epoch. This subclass only sets the schedule, seeds Python/numpy/torch in
-``initialize()`` (before the network is built and the data loaders start) and draws the large
-progress plot once at the end instead of after every epoch. Everything else (network from the
-plans, loss, augmentation, checkpoints) is nnU-Net's.
+``initialize()`` (before the network is built and the data loaders start), runs the network under
+bf16 autocast on a CPU with fast bf16 kernels when asked (nnU-Net autocasts on CUDA only) and
+draws the large progress plot once at the end instead of after every epoch. Everything else
+(network from the plans, loss, augmentation, checkpoints) is nnU-Net's.
 
 nnU-Net finds a trainer by class name (``nnUNetv2_train -tr``, and ``nnUNetPredictor`` when it
 loads a checkpoint). The project instantiates the class itself and never needs that lookup;
@@ -18,8 +19,10 @@ import csv
 import io
 import math
 
+import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from ..runtime import bf16_is_used
 from .environment import seed_everything
 from .settings import TrainSettings
 
@@ -48,9 +51,11 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
         # share of each batch forced to contain foreground (nnU-Net: 0.33); read by get_dataloaders()
         self.oversample_foreground_percent = float(train.oversample_foreground)
         self.seed = int(seed)
+        self.cpu_bf16 = self.device.type == "cpu" and bf16_is_used(self.device, train.bf16)
         self.print_to_log_file(f"lungsynth: seed {self.seed}, {self.num_epochs} epochs x "
                                f"{self.num_iterations_per_epoch} iterations "
-                               f"(+{self.num_val_iterations_per_epoch} validation iterations)")
+                               f"(+{self.num_val_iterations_per_epoch} validation iterations), "
+                               f"bf16 autocast on the CPU: {self.cpu_bf16}")
 
     def initialize(self):
         if self.seed is None:
@@ -58,6 +63,8 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
         # before the network's weights are drawn and before the data loaders take their first batch
         seed_everything(self.seed)
         super().initialize()
+        if self.cpu_bf16:
+            cpu_bf16_forward(self.network)
 
     def on_epoch_end(self):
         # nnU-Net redraws a 30 x 54 inch figure after every epoch; draw it once, at the end
@@ -89,3 +96,26 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
 def _num(x) -> str:
     x = float(x)
     return "" if math.isnan(x) else f"{x:.6g}"
+
+
+def cpu_bf16_forward(network: torch.nn.Module) -> None:
+    """Run ``network``'s forward under bf16 autocast on the CPU and hand float32 outputs on.
+
+    nnU-Net autocasts only on CUDA (its train/validation steps use a dummy context on a CPU);
+    hooks put the autocast around the network itself, so nnU-Net's own steps, loss (in float32)
+    and checkpoints (no wrapper in the state dict) are unchanged.
+    """
+    contexts = []
+
+    def enter(module, args):
+        contexts.append(torch.autocast("cpu", dtype=torch.bfloat16))
+        contexts[-1].__enter__()
+
+    def leave(module, args, output):
+        contexts.pop().__exit__(None, None, None)
+        if isinstance(output, (list, tuple)):
+            return type(output)(o.float() for o in output)
+        return output.float()
+
+    network.register_forward_pre_hook(enter)
+    network.register_forward_hook(leave)

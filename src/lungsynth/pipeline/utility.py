@@ -41,9 +41,11 @@ def figure3(per_case_csv, worst_csv, out_png) -> None:
     from ..figures_utility import dice_change_figure
     from ..stats import dice_change
 
+    from ..stats import run_means
+
     long = pd.read_csv(per_case_csv, dtype={"case": str})
     worst = pd.read_csv(worst_csv, dtype={"case": str})["case"]
-    save_figure(out_png, dice_change_figure(dice_change(long, worst)))
+    save_figure(out_png, dice_change_figure(dice_change(long, worst), run_means=run_means(long, "test")))
 
 
 def prediction_examples(per_case_csv, worst_csv, images, masks, predictions: dict, out_png, n_cases: int) -> None:
