@@ -25,8 +25,6 @@ Variants may run side by side (one thread each); the frozen model and the CSV ar
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import logging
 import sys
@@ -36,11 +34,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import ROOT, config_with, locked, replace_row  # noqa: E402
 from lungsynth.arms import REFERENCE  # noqa: E402
-from lungsynth.config import load_config  # noqa: E402
 from lungsynth.ddpm.probe import LossProbe  # noqa: E402
 from lungsynth.ddpm.quality import lung_hu_sample, nodule_like_blobs, spacing_zyx, volume_quality  # noqa: E402
 from lungsynth.ddpm.sample import sample_case  # noqa: E402
@@ -49,38 +45,14 @@ from lungsynth.ddpm.train import train_ddpm  # noqa: E402
 from lungsynth.io import read_nifti, save_figure, write_csv, write_nifti  # noqa: E402
 from lungsynth.pipeline.ddpm import read_training_set  # noqa: E402
 from lungsynth.runtime import cpu_description  # noqa: E402
-from lungsynth.settings import WorkflowSettings  # noqa: E402
 
 log = logging.getLogger("ddpm_recipe")
 CALIBRATION_STEPS = 10
 
 
-@contextlib.contextmanager
-def locked(path: Path):
-    """An exclusive lock on ``path`` (created), for work that side-by-side variants share."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def variant_config(config_files, sets: list[str]) -> dict:
     """The merged config with ``key.path=value`` changes (YAML values), validated as a whole."""
-    config = load_config(*config_files)
-    for item in sets:
-        key, _, value = item.partition("=")
-        *path, leaf = key.split(".")
-        node = config
-        for part in path:
-            node = node[part]
-        if leaf not in node:
-            raise SystemExit(f"--set {item}: no key {key} in the config")
-        node[leaf] = yaml.safe_load(value)
-    WorkflowSettings.from_config(config)
-    return config
+    return config_with(config_files[1:], sets)
 
 
 class Data:
@@ -263,13 +235,8 @@ def summary_row(name: str, sets: list[str], record: dict, table: pd.DataFrame, r
 
 
 def write_row(csv: Path, row: dict) -> None:
-    """Replace this variant's row in ``csv`` (locked: variants may finish side by side)."""
-    with locked(csv.with_name(f".{csv.name}.lock")):
-        table = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
-        if len(table):
-            table = table[table["variant"] != row["variant"]]
-        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
-        write_csv(csv, table, float_format="%.4g")
+    """Replace this variant's row in ``csv`` (variants may finish side by side)."""
+    replace_row(csv, "variant", row)
 
 
 def figure(out: Path, data: Data, cases) -> None:

@@ -1,0 +1,59 @@
+"""What the benchmark scripts share: a file lock for work that side-by-side runs share, and the
+config of a run (config/config.yaml, overlays, then ``key.path=value`` changes)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on ``path`` (created), for work that side-by-side runs share."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def config_with(overlays, sets: list[str]) -> dict:
+    """config/config.yaml + ``overlays`` (merged as Snakemake does, defaults filled), then the
+    ``key.path=value`` changes (YAML values), validated as a whole."""
+    from lungsynth.config import load_config
+    from lungsynth.settings import WorkflowSettings
+
+    config = load_config(ROOT / "config" / "config.yaml", *overlays)
+    for item in sets:
+        key, _, value = item.partition("=")
+        *path, leaf = key.split(".")
+        node = config
+        for part in path:
+            node = node[part]
+        if leaf not in node:
+            raise SystemExit(f"--set {item}: no key {key} in the config")
+        node[leaf] = yaml.safe_load(value)
+    WorkflowSettings.from_config(config)
+    return config
+
+
+def replace_row(csv: Path, key: str, row: dict) -> None:
+    """Replace the row whose ``key`` column equals ``row[key]`` in ``csv`` (locked)."""
+    import pandas as pd
+
+    from lungsynth.io import write_csv
+
+    with locked(csv.with_name(f".{csv.name}.lock")):
+        table = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
+        if len(table):
+            table = table[table[key] != row[key]]
+        write_csv(csv, pd.concat([table, pd.DataFrame([row])], ignore_index=True), float_format="%.4g")

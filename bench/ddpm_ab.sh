@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The DDPM A/B table (docs/benchmark/ddpm_ab.csv): every variant of the benchmark's DDPM in the same
+# CPU budget, two side by side on one thread each, resumable (a variant already in the CSV is
+# recomputed only from its cached training and volumes).
+#   bench/ddpm_ab.sh [runs/benchmark] [budget seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${1:-runs/benchmark}
+BUDGET=${2:-900}
+PY=${PYTHON:-.venv/bin/python}
+H="$PY bench/ddpm_recipe.py --run $RUN --config config/benchmark.yaml --budget $BUDGET --threads 1"
+
+trained=(
+  "base"
+  "lr-cosine ddpm.training.lr_schedule=cosine"
+  "min-snr ddpm.training.loss_weighting=min_snr"
+  "t-logit-normal ddpm.training.timestep_sampling=logit_normal"
+  "t-stratified ddpm.training.timestep_sampling=stratified"
+  "unit-std ddpm.intensity.unit_std=true"
+  "levels4 ddpm.network.channels=[16,32,64,128]"
+  "patch24x4 ddpm.training.patch_size=[24,24,24] ddpm.training.batch_size=4"
+  "nodule0.2 ddpm.training.nodule_patch_fraction=0.2"
+  "fourier4 ddpm.network.coordinate_frequencies=4"
+  "cosine-schedule ddpm.schedule.schedule=cosine"
+)
+sampling_only=(
+  "eta0.5 sampling.eta=0.5"
+  "eta1 sampling.eta=1.0"
+  "ddim25 sampling.steps=25"
+)
+
+run() {  # name key=value ...
+  local name=$1; shift
+  local sets=()
+  for s in "$@"; do sets+=(--set "$s"); done
+  $H --name "$name" "${sets[@]}" "${EXTRA[@]}" > "bench/results/recipe/$name.log" 2>&1 \
+    && echo "done: $name" || echo "FAILED: $name (bench/results/recipe/$name.log)"
+}
+
+mkdir -p bench/results/recipe
+EXTRA=()
+for ((i = 0; i < ${#trained[@]}; i += 2)); do
+  run ${trained[i]} &
+  if (( i + 1 < ${#trained[@]} )); then run ${trained[i+1]} & fi
+  wait
+done
+EXTRA=(--model-from base)
+for ((i = 0; i < ${#sampling_only[@]}; i += 2)); do
+  run ${sampling_only[i]} &
+  if (( i + 1 < ${#sampling_only[@]} )); then run ${sampling_only[i+1]} & fi
+  wait
+done

@@ -1,0 +1,372 @@
+"""The memory claim at the paper's sizes: patch-wise against whole-volume training, windowed against
+whole-volume sampling, measured and computed.
+
+    .venv/bin/python bench/ddpm_memory.py                    # both nets, every size (an hour or two)
+    .venv/bin/python bench/ddpm_memory.py --quick            # tiny sizes, one case per mode (a minute)
+
+Each case runs in a fresh process (its peak RSS is its own) under an address-space limit
+(``--mem-limit-gb``), so a case that does not fit fails with "out of memory" instead of swapping;
+that failure is a result. Where CUDA is present (``--device cuda``) ``torch.cuda.max_memory_allocated``
+is recorded too. Cases, for the paper-scale net of config/lidc.yaml (channels 32-64-128-128, 2
+residual blocks) and the benchmark's net (16-32-32):
+
+- one training step (forward, backward, AdamW, EMA) patch-wise (patches 32^3, 64^3, 64 x 128 x 128
+  of a 256^3 volume) and whole-volume (volumes 64^3, 128^3, 128 x 256 x 256, 256^3);
+- one network call of sampling: whole volume (up to 256 x 512 x 512, i.e. 512 x 512 x 256 in x, y, z)
+  and windowed (window = the training patch, overlap 0.5 and 0.25; its seconds are those of a few
+  windows times the number of windows, stated in the note).
+
+The analytic side (:func:`analytic`): the bytes autograd saves per voxel for the backward pass
+(counted with ``torch.autograd.graph.saved_tensors_hooks`` at a small size: exact for the layer
+shapes) plus parameters, gradients and AdamW/EMA state give the training estimate; the largest
+set of activations alive at once in a no-grad forward (the U-Net's skip connections plus the
+biggest layer's input and output, from forward hooks) gives the sampling estimate. Both scale with
+the voxels, so the measured curve can be checked against them and extrapolated to 24, 40, 80 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+NETS = {
+    "paper": {"channels": [32, 64, 128, 128], "num_res_blocks": 2, "norm_num_groups": 32, "patch": [64, 128, 128]},
+    "benchmark": {"channels": [16, 32, 32], "num_res_blocks": 1, "norm_num_groups": 8, "patch": [32, 32, 32]},
+}
+COLUMNS = ["net", "mode", "size", "voxels", "patch_or_window", "overlap", "peak_mb", "cuda_peak_mb", "seconds",
+           "per", "estimate_mb", "status", "note", "cpu", "device", "threads"]
+GB_LINES = (24, 40, 80)
+
+
+# --------------------------------------------------------------------------- child side
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _network(net: str, device):
+    import torch
+
+    from lungsynth.ddpm.network import build_network, network_config
+    from lungsynth.ddpm.settings import NetworkSettings
+
+    spec = {k: v for k, v in NETS[net].items() if k != "patch"}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build_network(network_config(NetworkSettings.from_config(spec))).to(device)
+
+
+def child_train(case: dict, device) -> dict:
+    """One training step of the real Trainer: patch-wise from a volume, or on the whole volume."""
+    import torch
+
+    from lungsynth.ddpm.settings import DdpmSettings
+    from lungsynth.ddpm.train import Trainer
+
+    volume = case["size"]
+    patch = case["patch"] or volume
+    spec = {k: v for k, v in NETS[case["net"]].items() if k != "patch"}
+    settings = DdpmSettings.from_config({"network": spec, "training": {
+        "patch_size": patch, "batch_size": 1, "bf16": False, "steps": 1000, "nodule_patch_fraction": 0.0}})
+    hu = torch.full((1, *volume), -700, dtype=torch.int16)
+    trainer = Trainer(settings, hu, torch.zeros_like(hu, dtype=torch.uint8), device, layout="contiguous")
+    started = time.perf_counter()
+    trainer.step(1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return {"seconds": time.perf_counter() - started}
+
+
+def child_sample(case: dict, device) -> dict:
+    """One network call over the volume: whole, or windowed (timed on a few windows)."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    model = _network(case["net"], device).eval().requires_grad_(False)
+    size = case["size"]
+    x = torch.zeros((1, 5, *size), device=device)
+    t = torch.tensor([500], device=device)
+    with torch.no_grad():
+        if case["mode"] == "sample whole":
+            started = time.perf_counter()
+            model(x, t)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return {"seconds": time.perf_counter() - started}
+        window, overlap, limit = case["patch"], case["overlap"], case["windows"]
+        calls = {"n": 0, "seconds": 0.0}
+
+        def predictor(patch):
+            calls["n"] += 1
+            if calls["n"] > limit:            # memory has peaked: skip the remaining windows' arithmetic
+                return torch.zeros((patch.shape[0], 1, *patch.shape[2:]), device=patch.device)
+            started = time.perf_counter()
+            out = model(patch, t.expand(patch.shape[0]))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            calls["seconds"] += time.perf_counter() - started
+            return out
+
+        sliding_window_inference(x, roi_size=window, sw_batch_size=1, predictor=predictor, overlap=overlap,
+                                 mode="gaussian")
+        timed = min(limit, calls["n"])
+        return {"seconds": calls["seconds"] / timed * calls["n"],
+                "note": f"{calls['n']} windows; seconds = mean of {timed} timed windows x {calls['n']}"}
+
+
+def run_child(case: dict) -> None:
+    limit = int(case["mem_limit_gb"] * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import torch
+
+    torch.set_num_threads(case["threads"])
+    device = torch.device(case["device"])
+    kind = child_train if case["mode"].startswith("train") else child_sample
+    try:
+        result = kind(case, device)
+        result["status"] = "ok"
+    except (RuntimeError, MemoryError) as err:
+        text = str(err)
+        oom = isinstance(err, MemoryError) or "alloc" in text.lower() or "out of memory" in text.lower()
+        result = {"status": "out of memory" if oom else "error",
+                  "note": text.strip().splitlines()[0][:160] if text.strip() else type(err).__name__}
+    result["peak_mb"] = _peak_rss_mb()
+    if device.type == "cuda":
+        result["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- analytic side
+
+def analytic(net: str, probe=(32, 32, 32)) -> dict:
+    """Bytes per voxel of one training step's saved activations and of sampling's live activations,
+    counted on a ``probe``-sized input (both are proportional to the voxels), and the fixed bytes
+    of parameters, gradients and AdamW + EMA state."""
+    import torch
+
+    model = _network(net, torch.device("cpu"))
+    voxels = int(torch.tensor(probe).prod())
+    x = torch.randn((1, 5, *probe))
+    t = torch.tensor([500])
+    saved = {"bytes": 0}
+
+    def pack(tensor):
+        saved["bytes"] += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = model(x, t)
+    out.sum().backward()
+    sizes = []   # output bytes of every leaf module in call order: the live set of a no-grad forward
+
+    def hook(module, args, output):
+        if not list(module.children()) and isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model(x, t)
+    for h in handles:
+        h.remove()
+    skips = _skip_bytes(model, x, t)
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"train_bytes_per_voxel": saved["bytes"] / voxels,
+            "sample_bytes_per_voxel": (skips + 2 * max(sizes)) / voxels,
+            "fixed_train_bytes": 5 * params,   # weights, grads, AdamW m and v, EMA copy
+            "fixed_sample_bytes": params}
+
+
+def _skip_bytes(model, x, t) -> int:
+    """Bytes of the down path's outputs a DiffusionModelUNet keeps for its up path."""
+    import torch
+
+    unet = getattr(model, "unet", model)
+    kept = {"bytes": 0}
+
+    def hook(module, args, output):
+        hidden, residuals = output
+        kept["bytes"] += sum(r.numel() * r.element_size() for r in residuals)
+
+    handles = [block.register_forward_hook(hook) for block in unet.down_blocks]
+    with torch.no_grad():
+        model(x, t)
+    for h in handles:
+        h.remove()
+    return kept["bytes"]
+
+
+def estimate_mb(case: dict, coefficients: dict, baseline_mb: float) -> float:
+    """The analytic peak of a case: the baseline of its kind (which holds the net and its optimizer
+    state), plus the activations per voxel, plus the volume-sized buffers."""
+    import numpy as np
+
+    if case["mode"].startswith("train"):
+        voxels = int(np.prod(case["patch"] or case["size"]))
+        return baseline_mb + (coefficients["train_bytes_per_voxel"] * voxels
+                              + 2 * 4 * int(np.prod(case["size"]))) / 2**20   # + the int16/float data volume
+    if case["mode"] == "sample whole":
+        voxels = int(np.prod(case["size"]))
+        return baseline_mb + (coefficients["sample_bytes_per_voxel"] * voxels
+                              + 5 * 4 * voxels) / 2**20                           # + the 5-channel input
+    window = int(np.prod(case["patch"]))
+    volume = int(np.prod(case["size"]))
+    # the 5-channel input, the output, its weights' sum and the Gaussian map of
+    # sliding_window_inference (float32) + one window's activations
+    return baseline_mb + (coefficients["sample_bytes_per_voxel"] * window
+                          + (5 + 1 + 1) * 4 * volume + 4 * window) / 2**20
+
+
+# --------------------------------------------------------------------------- parent side
+
+def cases(args) -> list[dict]:
+    common = {"threads": args.threads, "mem_limit_gb": args.mem_limit_gb, "device": args.device}
+    out = []
+    for net in args.nets:
+        patch = NETS[net]["patch"] if not args.quick else [16, 16, 16]
+        if args.quick:
+            trains, patches, samples, windowed = [[32] * 3], [[16] * 3], [[32] * 3], [[32, 32, 48]]
+        else:
+            trains = [[64] * 3, [128] * 3, [128, 256, 256], [256] * 3]
+            patches = [[32] * 3, [64] * 3, [64, 128, 128]]
+            samples = [[64] * 3, [128] * 3, [128, 256, 256], [256] * 3, [256, 512, 512]]
+            windowed = [[128, 256, 256], [256, 512, 512]]
+        big = max(trains, key=lambda s: s[0] * s[1] * s[2])
+        for p in patches:
+            out.append({**common, "net": net, "mode": "train patch-wise", "size": big, "patch": p})
+        for size in trains:
+            out.append({**common, "net": net, "mode": "train whole volume", "size": size, "patch": None})
+        for size in samples:
+            out.append({**common, "net": net, "mode": "sample whole", "size": size, "patch": None})
+        for size in windowed:
+            for overlap in ([0.5] if args.quick else [0.5, 0.25]):
+                out.append({**common, "net": net, "mode": "sample windowed", "size": size, "patch": patch,
+                            "overlap": overlap, "windows": 2 if args.quick else 3})
+    return out
+
+
+def measure(case: dict, timeout: float) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(case["threads"]))
+    try:
+        done = subprocess.run([sys.executable, __file__, "--child", json.dumps(case)], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+        lines = done.stdout.strip().splitlines()
+        if done.returncode == 0 and lines:
+            return json.loads(lines[-1])
+        return {"status": "killed" if done.returncode < 0 else "error",
+                "note": (done.stderr.strip().splitlines() or ["?"])[-1][:160]}
+    except subprocess.TimeoutExpired:
+        return {"status": f"timeout > {timeout:.0f} s"}
+
+
+def baseline_mb(args, net: str, mode: str) -> float:
+    """Peak RSS of the same kind of case at 16^3 (imports, kernel caches, the net): the part of a
+    case's memory that does not grow with the voxels, the estimate's intercept."""
+    result = measure({"threads": args.threads, "mem_limit_gb": args.mem_limit_gb, "device": args.device,
+                      "net": net, "mode": mode, "size": [16, 16, 16], "patch": None}, 600)
+    return float(result.get("peak_mb", 0.0))
+
+
+def plot(table, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nets = list(dict.fromkeys(table["net"]))
+    fig, axes = plt.subplots(1, len(nets), figsize=(6.5 * len(nets), 4.6), squeeze=False)
+    for ax, net in zip(axes[0], nets):
+        rows = table[table["net"] == net]
+        for (mode, overlap), group in rows.groupby(["mode", "overlap"], dropna=False, sort=False):
+            label = mode + (f", overlap {overlap:g}" if mode == "sample windowed" else "")
+            ok = group[group["status"] == "ok"]
+            style = "-o" if mode.startswith("train") else "--s"
+            line, = ax.plot(ok["voxels"], ok["peak_mb"] / 1024, style, label=label)
+            est = group.dropna(subset=["estimate_mb"])
+            ax.plot(est["voxels"], est["estimate_mb"] / 1024, ":", color=line.get_color(), linewidth=1)
+            failed = group[group["status"] != "ok"]
+            ax.plot(failed["voxels"], failed["estimate_mb"] / 1024, "x", color=line.get_color(), markersize=9)
+        for gb in GB_LINES:
+            ax.axhline(gb, color="gray", linewidth=0.8, linestyle="-.")
+            ax.text(ax.get_xlim()[0] if False else rows["voxels"].min(), gb * 1.05, f"{gb} GB", fontsize=8, color="gray")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("volume voxels (patch-wise training: of the patch's volume, the patch is fixed)")
+        ax.set_ylabel("peak memory (GiB)")
+        ax.set_title(f"{net} net: measured (solid / dashed), analytic (dotted), x = did not fit (estimate)",
+                     fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one case per mode")
+    p.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["paper", "benchmark"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--mem-limit-gb", type=float, default=20.0, help="address-space limit of each case")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
+    p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "memory.csv")
+    p.add_argument("--png", type=Path, default=None, help="the plot (default: beside the CSV)")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        run_child(json.loads(args.child))
+        return 0
+    if args.quick:
+        args.nets = ["benchmark"]
+
+    import numpy as np
+    import pandas as pd
+
+    from lungsynth.io import write_csv
+    from lungsynth.runtime import cpu_description
+
+    base = {(net, kind): baseline_mb(args, net, mode) for net in args.nets
+            for kind, mode in (("train", "train whole volume"), ("sample", "sample whole"))}
+    coefficients = {net: analytic(net) for net in args.nets}
+    rows, todo = [], cases(args)
+    for i, case in enumerate(todo, 1):
+        print(f"[{i}/{len(todo)}] {case['net']} {case['mode']} {case['size']} {case.get('patch')} "
+              f"{case.get('overlap', '')}", file=sys.stderr, flush=True)
+        result = measure(case, args.timeout)
+        size = case["size"]
+        rows.append({"net": case["net"], "mode": case["mode"], "size": "x".join(map(str, size)),
+                     "voxels": int(np.prod(case["patch"] or size)) if case["mode"] == "train patch-wise"
+                     else int(np.prod(size)),
+                     "patch_or_window": "x".join(map(str, case["patch"])) if case["patch"] else "",
+                     "overlap": case.get("overlap"), "peak_mb": result.get("peak_mb"),
+                     "cuda_peak_mb": result.get("cuda_peak_mb"), "seconds": result.get("seconds"),
+                     "per": "training step" if case["mode"].startswith("train") else "network call",
+                     "estimate_mb": estimate_mb(case, coefficients[case["net"]],
+                                                base[case["net"], "train" if case["mode"].startswith("train")
+                                                     else "sample"]),
+                     "status": result.get("status"), "note": result.get("note", ""), "cpu": cpu_description(),
+                     "device": args.device, "threads": args.threads})
+        print(f"    {rows[-1]['status']}: peak {rows[-1]['peak_mb']} MB (estimate {rows[-1]['estimate_mb']:.0f}), "
+              f"{rows[-1]['seconds']} s", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    write_csv(args.csv, table, float_format="%.4g")
+    plot(table, args.png or args.csv.with_suffix(".png"))
+    coefficient_table = pd.DataFrame([{"net": n, **c} for n, c in coefficients.items()])
+    print(table.drop(columns=["cpu", "device"]).to_string(index=False))
+    coefficient_table["baseline_train_mb"] = [base[n, "train"] for n in coefficients]
+    coefficient_table["baseline_sample_mb"] = [base[n, "sample"] for n in coefficients]
+    write_csv(args.csv.with_name(args.csv.stem + "_analytic.csv"), coefficient_table, float_format="%.5g")
+    print(f"\nanalytic coefficients:\n{coefficient_table.to_string(index=False)}")
+    print(f"{cpu_description()}; written to {args.csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

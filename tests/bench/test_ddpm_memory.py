@@ -1,0 +1,27 @@
+"""The memory benchmark's fast mode: one case per mode in fresh processes, a CSV, a plot, the analytic side."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_mode_measures_every_mode_and_writes_the_table_and_the_plot(tmp_path):
+    csv = tmp_path / "memory.csv"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "ddpm_memory.py"), "--quick", "--threads", "1",
+                           "--csv", str(csv)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(csv)
+    assert set(table["mode"]) == {"train patch-wise", "train whole volume", "sample whole", "sample windowed"}
+    assert (table["status"] == "ok").all() and (table["peak_mb"] > 100).all() and (table["seconds"] > 0).all()
+    assert (table["estimate_mb"] > 0).all() and table["cpu"].str.contains(r"\[").all()
+    windowed = table[table["mode"] == "sample windowed"].iloc[0]
+    assert "windows" in windowed["note"]
+    analytic = pd.read_csv(tmp_path / "memory_analytic.csv").iloc[0]
+    assert analytic["train_bytes_per_voxel"] > analytic["sample_bytes_per_voxel"] > 0   # backward keeps more
+    assert (tmp_path / "memory.png").stat().st_size > 10_000
