@@ -41,12 +41,13 @@ def test_cuda_asked_for_without_a_gpu_is_an_input_error(monkeypatch):
     assert runtime.resolve_device("auto").type == "cpu"
 
 
-def test_memory_format_auto_is_channels_last_for_fp32_on_a_cpu_and_contiguous_for_bf16(monkeypatch):
+def test_memory_format_auto_is_channels_last_for_fp32_on_several_cpu_threads_only(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)   # an AVX2 machine: bf16 falls back
-    assert runtime.memory_format(cpu, runtime.bf16_is_used(cpu, True)) == torch.channels_last_3d
+    assert runtime.memory_format(cpu, runtime.bf16_is_used(cpu, True), threads=2) == torch.channels_last_3d
+    assert runtime.memory_format(cpu, runtime.bf16_is_used(cpu, True), threads=1) == torch.contiguous_format
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
-    assert runtime.memory_format(cpu, runtime.bf16_is_used(cpu, True)) == torch.contiguous_format
+    assert runtime.memory_format(cpu, runtime.bf16_is_used(cpu, True), threads=2) == torch.contiguous_format
     assert runtime.memory_format(cpu, False, "contiguous") == torch.contiguous_format
     assert runtime.memory_format(torch.device("cuda"), False) == torch.contiguous_format
     with pytest.raises(InputError, match="ddpm_memory_format"):

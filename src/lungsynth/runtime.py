@@ -85,12 +85,15 @@ def _warn_once(device: torch.device) -> None:
 _warned: set[str] = set()
 
 
-def memory_format(device: torch.device, bf16_used: bool, choice: str = "auto") -> torch.memory_format:
+def memory_format(device: torch.device, bf16_used: bool, choice: str = "auto",
+                  threads: int | None = None) -> torch.memory_format:
     """The layout of the DDPM's tensors (``execution.ddpm_memory_format``).
 
-    ``auto``: channels_last_3d for fp32 on a CPU (a training step of the demo's net measured
-    0.48 s against 0.64 s contiguous on a 2-core AMX machine), contiguous for bf16 (0.39 s against
-    0.32 s there) and on a GPU. A speed choice: the results agree to float rounding.
+    ``auto``: channels_last_3d for fp32 on a CPU with two or more threads, contiguous otherwise.
+    Measured on a 2-core AMX machine (docs/benchmark/ddpm_throughput.csv, a training step of the
+    benchmark's net, 32^3 x 2): fp32 0.46 s contiguous against 0.35 s channels_last_3d with 2
+    threads, but 0.57 against 0.67 s with 1 thread; bf16 0.27 against 0.43 s. A speed choice: the
+    results agree to float rounding.
     """
     if choice == "channels_last":
         return torch.channels_last_3d
@@ -98,7 +101,9 @@ def memory_format(device: torch.device, bf16_used: bool, choice: str = "auto") -
         return torch.contiguous_format
     if choice != "auto":
         raise InputError("execution.ddpm_memory_format", f"expected auto, channels_last or contiguous, got {choice!r}")
-    return torch.channels_last_3d if device.type == "cpu" and not bf16_used else torch.contiguous_format
+    threads = torch.get_num_threads() if threads is None else threads
+    fast = device.type == "cpu" and not bf16_used and threads >= 2
+    return torch.channels_last_3d if fast else torch.contiguous_format
 
 
 #: the CPU flags that decide which kernels are fast (bf16 and its matrix units, AVX-512, AVX2)
