@@ -16,12 +16,11 @@ residual blocks) and the benchmark's net (16-32-32):
   and windowed (window = the training patch, overlap 0.5 and 0.25; its seconds are those of a few
   windows times the number of windows, stated in the note).
 
-The analytic side (:func:`analytic`): the bytes autograd saves per voxel for the backward pass
-(counted with ``torch.autograd.graph.saved_tensors_hooks`` at a small size: exact for the layer
-shapes) plus parameters, gradients and AdamW/EMA state give the training estimate; the largest
-set of activations alive at once in a no-grad forward (the U-Net's skip connections plus the
-biggest layer's input and output, from forward hooks) gives the sampling estimate. Both scale with
-the voxels, so the measured curve can be checked against them and extrapolated to 24, 40, 80 GB.
+The analytic side (:func:`analytic`): the tensors a training step and a sampling call allocate,
+counted by torch's profiler (every allocation and release, ``profile_memory``) at two small cube
+sides: the peak of live tensors grows linearly with the voxels, its slope is the activation memory
+per voxel, and with the baseline of a tiny case (imports, the net, its optimizer state) it predicts
+every size, so the measured curve can be checked against it and extrapolated to 24, 40, 80 GB.
 """
 
 from __future__ import annotations
@@ -147,61 +146,50 @@ def run_child(case: dict) -> None:
 
 # --------------------------------------------------------------------------- analytic side
 
-def analytic(net: str, probe=(32, 32, 32)) -> dict:
-    """Bytes per voxel of one training step's saved activations and of sampling's live activations,
-    counted on a ``probe``-sized input (both are proportional to the voxels), and the fixed bytes
-    of parameters, gradients and AdamW + EMA state."""
+def _peak_live_bytes(step) -> int:
+    """The largest total of live tensors during ``step()``: torch's profiler records every tensor
+    allocation and release (``profile_memory``); their running sum, in time order, peaks here."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    running = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        running += event.self_cpu_memory_usage
+        peak = max(peak, running)
+    return peak
+
+
+def analytic(net: str, probes=(24, 32)) -> dict:
+    """Bytes per voxel that a training step and a sampling call allocate, from the tensors
+    themselves: the peak of live tensors (:func:`_peak_live_bytes`) at two small cube sides; the
+    allocation pattern scales with the voxels, so the slope between them is the per-voxel
+    activation memory and the intercept the fixed part (gradients, AdamW and EMA state)."""
     import torch
 
-    model = _network(net, torch.device("cpu"))
-    voxels = int(torch.tensor(probe).prod())
-    x = torch.randn((1, 5, *probe))
+    from lungsynth.ddpm.settings import DdpmSettings
+    from lungsynth.ddpm.train import Trainer
+
+    spec = {k: v for k, v in NETS[net].items() if k != "patch"}
+    model = _network(net, torch.device("cpu")).eval().requires_grad_(False)
     t = torch.tensor([500])
-    saved = {"bytes": 0}
-
-    def pack(tensor):
-        saved["bytes"] += tensor.numel() * tensor.element_size()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        out = model(x, t)
-    out.sum().backward()
-    sizes = []   # output bytes of every leaf module in call order: the live set of a no-grad forward
-
-    def hook(module, args, output):
-        if not list(module.children()) and isinstance(output, torch.Tensor):
-            sizes.append(output.numel() * output.element_size())
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    with torch.no_grad():
-        model(x, t)
-    for h in handles:
-        h.remove()
-    skips = _skip_bytes(model, x, t)
+    sample, train = [], []
+    for side in probes:
+        x = torch.zeros((1, 5, side, side, side))
+        with torch.no_grad():
+            sample.append(_peak_live_bytes(lambda: model(x, t)))
+        settings = DdpmSettings.from_config({"network": spec, "training": {
+            "patch_size": [side] * 3, "batch_size": 1, "bf16": False, "steps": 100, "nodule_patch_fraction": 0.0}})
+        hu = torch.full((1, side, side, side), -700, dtype=torch.int16)
+        trainer = Trainer(settings, hu, torch.zeros_like(hu, dtype=torch.uint8), torch.device("cpu"), "contiguous")
+        trainer.step(1)   # the optimizer's state exists from the first step on
+        train.append(_peak_live_bytes(lambda: trainer.step(2)))
+    voxels = [side**3 for side in probes]
+    slope = lambda peaks: (peaks[1] - peaks[0]) / (voxels[1] - voxels[0])  # noqa: E731
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return {"train_bytes_per_voxel": saved["bytes"] / voxels,
-            "sample_bytes_per_voxel": (skips + 2 * max(sizes)) / voxels,
-            "fixed_train_bytes": 5 * params,   # weights, grads, AdamW m and v, EMA copy
-            "fixed_sample_bytes": params}
-
-
-def _skip_bytes(model, x, t) -> int:
-    """Bytes of the down path's outputs a DiffusionModelUNet keeps for its up path."""
-    import torch
-
-    unet = getattr(model, "unet", model)
-    kept = {"bytes": 0}
-
-    def hook(module, args, output):
-        hidden, residuals = output
-        kept["bytes"] += sum(r.numel() * r.element_size() for r in residuals)
-
-    handles = [block.register_forward_hook(hook) for block in unet.down_blocks]
-    with torch.no_grad():
-        model(x, t)
-    for h in handles:
-        h.remove()
-    return kept["bytes"]
+    return {"train_bytes_per_voxel": slope(train), "sample_bytes_per_voxel": slope(sample),
+            "fixed_train_bytes": train[0] - slope(train) * voxels[0],
+            "fixed_sample_bytes": sample[0] - slope(sample) * voxels[0], "parameter_bytes": params}
 
 
 def estimate_mb(case: dict, coefficients: dict, baseline_mb: float) -> float:
@@ -308,6 +296,30 @@ def plot(table, out_png: Path) -> None:
     fig.savefig(out_png, dpi=110)
 
 
+def reestimate(args) -> int:
+    """New analytic columns for a measured table (the baselines stay those of its _analytic.csv)."""
+    import pandas as pd
+
+    from lungsynth.io import write_csv
+
+    table = pd.read_csv(args.csv)
+    old = pd.read_csv(args.csv.with_name(args.csv.stem + "_analytic.csv")).set_index("net")
+    coefficients = {net: analytic(net) for net in dict.fromkeys(table["net"])}
+    for i, row in table.iterrows():
+        size = [int(v) for v in row["size"].split("x")]
+        patch = [int(v) for v in row["patch_or_window"].split("x")] if isinstance(row["patch_or_window"], str) else None
+        case = {"mode": row["mode"], "size": size, "patch": patch}
+        kind = "train" if row["mode"].startswith("train") else "sample"
+        table.loc[i, "estimate_mb"] = estimate_mb(case, coefficients[row["net"]], old.loc[row["net"], f"baseline_{kind}_mb"])
+    write_csv(args.csv, table, float_format="%.4g")
+    frame = pd.DataFrame([{"net": n, **c} for n, c in coefficients.items()]).set_index("net")
+    frame["baseline_train_mb"], frame["baseline_sample_mb"] = old["baseline_train_mb"], old["baseline_sample_mb"]
+    write_csv(args.csv.with_name(args.csv.stem + "_analytic.csv"), frame.reset_index(), float_format="%.5g")
+    plot(table, args.png or args.csv.with_suffix(".png"))
+    print(table[["net", "mode", "size", "patch_or_window", "overlap", "peak_mb", "estimate_mb", "status"]].to_string(index=False))
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one case per mode")
@@ -318,11 +330,15 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "memory.csv")
     p.add_argument("--png", type=Path, default=None, help="the plot (default: beside the CSV)")
+    p.add_argument("--estimate-only", action="store_true",
+                   help="recompute the analytic estimates (and the plot) of an existing --csv, measure nothing")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         run_child(json.loads(args.child))
         return 0
+    if args.estimate_only:
+        return reestimate(args)
     if args.quick:
         args.nets = ["benchmark"]
 
