@@ -4,6 +4,9 @@ whole-volume sampling, measured and computed.
     .venv/bin/python bench/ddpm_memory.py                    # both nets, every size (an hour or two)
     .venv/bin/python bench/ddpm_memory.py --quick            # tiny sizes, one case per mode (a minute)
 
+Each finished case is written to the CSV at once; a rerun measures only the cases the CSV lacks
+(``--fresh`` starts over), so a long run that is stopped resumes.
+
 Each case runs in a fresh process (its peak RSS is its own) under an address-space limit
 (``--mem-limit-gb``), so a case that does not fit fails with "out of memory" instead of swapping;
 that failure is a result. Where CUDA is present (``--device cuda``) ``torch.cuda.max_memory_allocated``
@@ -215,6 +218,25 @@ def estimate_mb(case: dict, coefficients: dict, baseline_mb: float) -> float:
 
 # --------------------------------------------------------------------------- parent side
 
+def _row_fields(case: dict) -> dict:
+    """The CSV columns that name a case (the voxels of patch-wise training: those of its patch)."""
+    import numpy as np
+
+    size = case["size"]
+    return {"net": case["net"], "mode": case["mode"], "size": "x".join(map(str, size)),
+            "voxels": int(np.prod(case["patch"] or size)) if case["mode"] == "train patch-wise"
+            else int(np.prod(size)),
+            "patch_or_window": "x".join(map(str, case["patch"])) if case["patch"] else "",
+            "overlap": case.get("overlap")}
+
+
+def _case_key(row: dict) -> tuple:
+    overlap = row.get("overlap")
+    patch = row.get("patch_or_window")
+    return (row["net"], row["mode"], row["size"], patch if isinstance(patch, str) else "",
+            None if overlap is None or overlap != overlap else round(float(overlap), 3))
+
+
 def cases(args) -> list[dict]:
     common = {"threads": args.threads, "mem_limit_gb": args.mem_limit_gb, "device": args.device}
     out = []
@@ -330,6 +352,9 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "memory.csv")
     p.add_argument("--png", type=Path, default=None, help="the plot (default: beside the CSV)")
+    p.add_argument("--only", nargs="+", default=None, metavar="MODE",
+                   help="measure only these modes (e.g. 'sample windowed')")
+    p.add_argument("--fresh", action="store_true", help="measure every case again (default: resume the CSV)")
     p.add_argument("--estimate-only", action="store_true",
                    help="recompute the analytic estimates (and the plot) of an existing --csv, measure nothing")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -351,17 +376,17 @@ def main(argv=None) -> int:
     base = {(net, kind): baseline_mb(args, net, mode) for net in args.nets
             for kind, mode in (("train", "train whole volume"), ("sample", "sample whole"))}
     coefficients = {net: analytic(net) for net in args.nets}
-    rows, todo = [], cases(args)
+    todo = [c for c in cases(args) if args.only is None or c["mode"] in args.only]
+    done = pd.read_csv(args.csv, dtype={"patch_or_window": str}) if args.csv.exists() and not args.fresh else None
+    rows = [] if done is None else done.to_dict("records")
+    measured = {_case_key(r) for r in rows}
     for i, case in enumerate(todo, 1):
+        if _case_key(_row_fields(case)) in measured:
+            continue
         print(f"[{i}/{len(todo)}] {case['net']} {case['mode']} {case['size']} {case.get('patch')} "
               f"{case.get('overlap', '')}", file=sys.stderr, flush=True)
         result = measure(case, args.timeout)
-        size = case["size"]
-        rows.append({"net": case["net"], "mode": case["mode"], "size": "x".join(map(str, size)),
-                     "voxels": int(np.prod(case["patch"] or size)) if case["mode"] == "train patch-wise"
-                     else int(np.prod(size)),
-                     "patch_or_window": "x".join(map(str, case["patch"])) if case["patch"] else "",
-                     "overlap": case.get("overlap"), "peak_mb": result.get("peak_mb"),
+        rows.append({**_row_fields(case), "peak_mb": result.get("peak_mb"),
                      "cuda_peak_mb": result.get("cuda_peak_mb"), "seconds": result.get("seconds"),
                      "per": "training step" if case["mode"].startswith("train") else "network call",
                      "estimate_mb": estimate_mb(case, coefficients[case["net"]],
@@ -371,6 +396,7 @@ def main(argv=None) -> int:
                      "device": args.device, "threads": args.threads})
         print(f"    {rows[-1]['status']}: peak {rows[-1]['peak_mb']} MB (estimate {rows[-1]['estimate_mb']:.0f}), "
               f"{rows[-1]['seconds']} s", file=sys.stderr, flush=True)
+        write_csv(args.csv, pd.DataFrame(rows).reindex(columns=COLUMNS), float_format="%.4g")
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     write_csv(args.csv, table, float_format="%.4g")
     plot(table, args.png or args.csv.with_suffix(".png"))

@@ -25,3 +25,9 @@ def test_quick_mode_measures_every_mode_and_writes_the_table_and_the_plot(tmp_pa
     analytic = pd.read_csv(tmp_path / "memory_analytic.csv").iloc[0]
     assert analytic["train_bytes_per_voxel"] > analytic["sample_bytes_per_voxel"] > 0   # backward keeps more
     assert (tmp_path / "memory.png").stat().st_size > 10_000
+
+    again = subprocess.run([sys.executable, str(REPO / "bench" / "ddpm_memory.py"), "--quick", "--threads", "1",
+                            "--csv", str(csv)], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[1/" not in again.stderr                          # every case was in the CSV: resumed, none remeasured
+    assert len(pd.read_csv(csv)) == len(table)
