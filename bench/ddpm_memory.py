@@ -52,7 +52,16 @@ GB_LINES = (24, 40, 80)
 # --------------------------------------------------------------------------- child side
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's own peak RSS. Not ``getrusage``: Linux carries ``ru_maxrss`` over ``execve``
+    from the forked parent, so every case would read at least the parent's RSS at the fork (the
+    driver holds the analytic profiler's ~2 GB); ``VmHWM`` belongs to the process's new address space."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024                        # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024     # KiB (Linux), without /proc
 
 
 def _network(net: str, device):
@@ -237,6 +246,19 @@ def _case_key(row: dict) -> tuple:
             None if overlap is None or overlap != overlap else round(float(overlap), 3))
 
 
+MODES = ("train patch-wise", "train whole volume", "sample whole", "sample windowed")
+
+
+def in_order(table):
+    """Rows by net, mode, overlap and voxels, whatever order a resumed run measured them in (the
+    plot draws each mode's line through its rows in this order)."""
+    rank = table["mode"].map({m: i for i, m in enumerate(MODES)})
+    nets = {n: i for i, n in enumerate(NETS)}
+    return (table.assign(_net=table["net"].map(nets), _mode=rank, _overlap=-table["overlap"].fillna(1.0))
+            .sort_values(["_net", "_mode", "_overlap", "voxels"], kind="stable")
+            .drop(columns=["_net", "_mode", "_overlap"]).reset_index(drop=True))
+
+
 def cases(args) -> list[dict]:
     common = {"threads": args.threads, "mem_limit_gb": args.mem_limit_gb, "device": args.device}
     out = []
@@ -324,7 +346,7 @@ def reestimate(args) -> int:
 
     from lungsynth.io import write_csv
 
-    table = pd.read_csv(args.csv)
+    table = in_order(pd.read_csv(args.csv, dtype={"patch_or_window": str}))
     old = pd.read_csv(args.csv.with_name(args.csv.stem + "_analytic.csv")).set_index("net")
     coefficients = {net: analytic(net) for net in dict.fromkeys(table["net"])}
     for i, row in table.iterrows():
@@ -396,8 +418,8 @@ def main(argv=None) -> int:
                      "device": args.device, "threads": args.threads})
         print(f"    {rows[-1]['status']}: peak {rows[-1]['peak_mb']} MB (estimate {rows[-1]['estimate_mb']:.0f}), "
               f"{rows[-1]['seconds']} s", file=sys.stderr, flush=True)
-        write_csv(args.csv, pd.DataFrame(rows).reindex(columns=COLUMNS), float_format="%.4g")
-    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+        write_csv(args.csv, in_order(pd.DataFrame(rows).reindex(columns=COLUMNS)), float_format="%.4g")
+    table = in_order(pd.DataFrame(rows).reindex(columns=COLUMNS))
     write_csv(args.csv, table, float_format="%.4g")
     plot(table, args.png or args.csv.with_suffix(".png"))
     coefficient_table = pd.DataFrame([{"net": n, **c} for n, c in coefficients.items()])

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,3 +32,14 @@ def test_quick_mode_measures_every_mode_and_writes_the_table_and_the_plot(tmp_pa
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[1/" not in again.stderr                          # every case was in the CSV: resumed, none remeasured
     assert len(pd.read_csv(csv)) == len(table)
+
+
+def test_a_case_peak_is_its_own_not_that_of_the_process_that_started_it():
+    sys.path.insert(0, str(REPO / "bench"))
+    import ddpm_memory
+
+    ballast = np.ones(1536 * 2**20 // 8)                          # 1.5 GiB resident in this process
+    result = ddpm_memory.measure({"threads": 1, "mem_limit_gb": 8, "device": "cpu", "net": "benchmark",
+                                  "mode": "sample whole", "size": [16, 16, 16], "patch": None}, 600)
+    assert result["status"] == "ok", result
+    assert 50 < result["peak_mb"] < ballast.nbytes / 2**20 * 0.8    # a 16^3 call needs a few hundred MB
