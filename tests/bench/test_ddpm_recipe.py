@@ -63,6 +63,9 @@ def test_a_variant_trains_in_its_cpu_budget_and_writes_one_row(run_folder, tmp_p
     assert row["blob_ratio"] == pytest.approx(row["blobs"] / row["real_blobs"]) if row["real_blobs"] else \
         pd.isna(row["blob_ratio"])
     assert "[" in row["cpu"]
+    calibrated = json.loads((out / "cosine" / "training.json").read_text())
+    assert calibrated["probe_cpu_seconds"] > 0             # the probe's cost is in the budget's step count
+    assert calibrated["cpu_seconds_per_step"] > calibrated["bare_step_cpu_seconds"] > 0
     probe = pd.read_csv(out / "cosine" / "probe.csv")
     assert list(probe.columns[:2]) == ["step", "t0"] and probe["step"].iloc[-1] == row["steps"]
     loss = pd.read_csv(out / "cosine" / "loss.csv")
