@@ -420,7 +420,6 @@ def main(argv=None) -> int:
               f"{rows[-1]['seconds']} s", file=sys.stderr, flush=True)
         write_csv(args.csv, in_order(pd.DataFrame(rows).reindex(columns=COLUMNS)), float_format="%.4g")
     table = in_order(pd.DataFrame(rows).reindex(columns=COLUMNS))
-    write_csv(args.csv, table, float_format="%.4g")
     plot(table, args.png or args.csv.with_suffix(".png"))
     coefficient_table = pd.DataFrame([{"net": n, **c} for n, c in coefficients.items()])
     print(table.drop(columns=["cpu", "device"]).to_string(index=False))

@@ -26,6 +26,7 @@ Variants may run side by side (one thread each); the frozen model and the CSV ar
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -77,14 +78,19 @@ def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float
     train = data.split["train"]
     images, masks, spacing = read_training_set(data.paths("images", train), data.paths("masks", train))
     validation = data.split["validation"]
-    val_images, val_masks, _ = read_training_set(data.paths("images", validation), data.paths("masks", validation))
+
+    @functools.cache
+    def validation_set():   # read only when a probe runs (not for a training that is already done)
+        images, masks, _ = read_training_set(data.paths("images", validation), data.paths("masks", validation))
+        return images, masks
+
     if record_path.exists():
         record = json.loads(record_path.read_text())
     else:
         probe_cpu = {}
 
         def time_one_probe(step, trainer):   # the probe runs every probe_every steps of the real run
-            probe = LossProbe(val_images, val_masks, settings, trainer.mean_image, trainer.data_scale)
+            probe = LossProbe(*validation_set(), settings, trainer.mean_image, trainer.data_scale)
             started = time.process_time()
             probe(trainer.ema.module)
             probe_cpu["seconds"] = time.process_time() - started
@@ -107,7 +113,7 @@ def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float
 
     def run_probe(step, trainer):
         if "probe" not in probe:
-            probe["probe"] = LossProbe(val_images, val_masks, settings, trainer.mean_image, trainer.data_scale)
+            probe["probe"] = LossProbe(*validation_set(), settings, trainer.mean_image, trainer.data_scale)
         probe_rows.append({"step": step, **probe["probe"](trainer.ema.module).to_dict()})
         write_csv(out / "probe.csv", pd.DataFrame(probe_rows))
 
