@@ -1,0 +1,55 @@
+"""The nnU-Net throughput benchmark on a tiny run folder: every variant is timed, bf16 is reported
+as used only where the CPU runs it fast, and the speed-up column is against fp32."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from lungsynth.runtime import cpu_has_fast_bf16
+from tests.nnunet.toys import write_toy_cases
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = """
+nnunet:
+  train: {epochs: 1, iterations_per_epoch: 2}
+  plan: {features: [4, 8, 16], patch_size: [16, 16, 16]}
+"""
+
+
+def bench():
+    spec = importlib.util.spec_from_file_location("nnunet_throughput", REPO / "bench" / "nnunet_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_variant_is_timed_for_training_and_prediction(tmp_path):
+    run = tmp_path / "run"
+    cases = sorted(write_toy_cases(run / "results" / "data", 5, seed=3))
+    (run / "results" / "data" / "splits.json").write_text(json.dumps(
+        {"train": cases[:3], "validation": cases[3:4], "test": cases[4:]}))
+    overlay = tmp_path / "tiny.yaml"
+    overlay.write_text(TINY)
+    csv = tmp_path / "throughput.csv"
+    threads = torch.get_num_threads()
+    assert bench().main(["--run", str(run), "--config", str(overlay), "--threads", "1", "--iterations", "2",
+                         "--warmup", "1", "--cases", "1", "--out", str(tmp_path / "out"), "--csv", str(csv)]) == 0
+    torch.set_num_threads(threads)
+    table = pd.read_csv(csv)
+    assert sorted(table["stage"].unique()) == ["predict", "train"]
+    assert set(table["variant"]) == {"fp32", "fp32+channels_last_3d", "bf16", "bf16+channels_last_3d"}
+    assert len(table) == 8 and (table["seconds"] > 0).all()
+    train = table[table["stage"] == "train"]
+    assert list(train["seconds"]) == pytest.approx(list(train["data_seconds"] + train["step_seconds"]), rel=1e-3)
+    fp32 = table[table["variant"] == "fp32"]
+    assert (fp32["speedup"] == 1).all()
+    bf16 = table[table["variant"].str.startswith("bf16")]
+    assert (bf16["bf16_used"] == cpu_has_fast_bf16()).all()   # falls back to fp32 where bf16 is slow
+    assert "[" in table["cpu"].iloc[0]
