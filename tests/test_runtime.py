@@ -54,8 +54,25 @@ def test_memory_format_auto_is_channels_last_for_fp32_on_several_cpu_threads_onl
         runtime.memory_format(cpu, False, "nhwc")
 
 
-def test_cpu_description_names_the_model_and_the_kernel_flags():
+def test_cpu_description_names_the_model_and_the_kernel_flags(monkeypatch):
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(var, raising=False)
     text = runtime.cpu_description()
     assert text.endswith("]") and "[" in text
     flags = text[text.index("[") + 1:-1].split()
     assert set(flags) <= set(runtime.KERNEL_FLAGS)
+
+
+@pytest.mark.parametrize("var", ["ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"])
+def test_onednn_capped_below_avx512_never_takes_bf16_for_fast_and_says_so(monkeypatch, var):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: True, raising=False)  # an AMX machine
+    for other in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(other, raising=False)
+    assert runtime.cpu_has_fast_bf16()
+    monkeypatch.setenv(var, "avx2")
+    assert runtime.onednn_isa_cap() == "AVX2"
+    assert not runtime.cpu_has_fast_bf16()
+    assert not runtime.bf16_is_used(torch.device("cpu"), True)
+    assert runtime.cpu_description().endswith("] oneDNN capped at AVX2")
+    monkeypatch.setenv(var, "AVX512_CORE_AMX")
+    assert runtime.cpu_has_fast_bf16()

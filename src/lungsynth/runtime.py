@@ -45,8 +45,23 @@ def cpu_has_fast_bf16() -> bool:
     the demo's net took 57 s in bf16 against 0.66 s in fp32 on a 2-core AMD EPYC (AVX2), where an
     AVX-512 machine had measured bf16 2x *faster* than fp32.
     """
+    cap = onednn_isa_cap()
+    if cap is not None and not cap.startswith(("AVX512", "AVX10", "AMX", "ALL", "DEFAULT")):
+        return False  # the user capped oneDNN below AVX-512: its bf16 kernels are the slow ones
     probe = getattr(torch.cpu, "_is_avx512_supported", None)
     return bool(probe()) if probe is not None else torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def onednn_isa_cap() -> str | None:
+    """The instruction-set cap put on oneDNN's kernels (``ONEDNN_MAX_CPU_ISA``, older name
+    ``DNNL_MAX_CPU_ISA``), upper case, or None. With ``ONEDNN_MAX_CPU_ISA=AVX2`` an AVX-512 machine
+    runs the convolutions an AVX2-only CPU runs (how docs/benchmark.md measured AVX2 figures on an
+    AMX machine), so bf16 must not be taken for fast there."""
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value.upper()
+    return None
 
 
 def bf16_is_used(device: torch.device, bf16: bool) -> bool:
@@ -113,7 +128,8 @@ KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx51
 def cpu_description() -> str:
     """``<model name> [flags]`` of this machine's CPU, from /proc/cpuinfo (Linux), e.g.
     ``Intel(R) Xeon(R) Processor [avx2 avx512f avx512_bf16 amx_bf16 amx_tile avx512_vnni]``: what
-    every benchmark figure must carry, since kernel speeds differ by up to 90x between machines."""
+    every benchmark figure must carry, since kernel speeds differ by up to 90x between machines
+    (`` oneDNN capped at AVX2`` appended where :func:`onednn_isa_cap` is set)."""
     import platform
 
     model, flags = platform.processor() or platform.machine(), set()
@@ -127,4 +143,6 @@ def cpu_description() -> str:
                 break
     except OSError:
         pass
-    return f"{model} [{' '.join(f for f in KERNEL_FLAGS if f in flags)}]"
+    text = f"{model} [{' '.join(f for f in KERNEL_FLAGS if f in flags)}]"
+    cap = onednn_isa_cap()
+    return text if cap is None else f"{text} oneDNN capped at {cap}"
