@@ -10,7 +10,8 @@ Real arm's training iteration (a batch from nnU-Net's own data loader with its a
 nnU-Net's ``train_step``) and the sliding-window prediction of real test cases, for fp32 and bf16,
 each with contiguous and channels_last_3d weights, at each ``--threads``; augmentation in the main
 process (``nnUNet_n_proc_DA=0``) and, with ``--workers 0 1``, in one worker process beside it.
-One row per case to ``--csv``, with the CPU model and flags; the speed-up is against fp32,
+One row per case to ``--csv`` (rows of other machines, or of another oneDNN cap such as
+``ONEDNN_MAX_CPU_ISA=AVX2``, are kept), with the CPU model and flags; the speed-up is against fp32,
 contiguous, the same threads and workers.
 """
 
@@ -153,6 +154,20 @@ def measure(run: Path, config: dict, variants: list[str], threads: list[int], wo
     return table
 
 
+KEY = ["stage", "variant", "plan", "threads", "augmentation_workers", "cpu"]
+
+
+def merged(csv: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` over the rows already in ``csv``: a rerun replaces its own rows (same stage, variant,
+    plan, threads, workers and CPU) and keeps those of other machines or oneDNN caps."""
+    if not csv.exists():
+        return table
+    old = pd.read_csv(csv, keep_default_na=False)
+    mine = set(table[KEY].astype(str).itertuples(index=False, name=None))
+    keep = [tuple(r) not in mine for r in old[KEY].astype(str).itertuples(index=False, name=None)]
+    return pd.concat([old[keep], table], ignore_index=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="workflow run folder holding results/data")
@@ -178,7 +193,7 @@ def main(argv=None) -> int:
     print(table.drop(columns=["cpu"]).to_string(index=False))
     print("cpu:", table["cpu"].iloc[0])
     if args.csv:
-        write_csv(args.csv, table, float_format="%.4g")
+        write_csv(args.csv, merged(args.csv, table), float_format="%.4g")
     return 0
 
 

@@ -30,7 +30,7 @@ def bench():
     return module
 
 
-def test_every_variant_is_timed_for_training_and_prediction(tmp_path):
+def test_every_variant_is_timed_for_training_and_prediction(tmp_path, monkeypatch):
     run = tmp_path / "run"
     cases = sorted(write_toy_cases(run / "results" / "data", 5, seed=3))
     (run / "results" / "data" / "splits.json").write_text(json.dumps(
@@ -53,3 +53,16 @@ def test_every_variant_is_timed_for_training_and_prediction(tmp_path):
     bf16 = table[table["variant"].str.startswith("bf16")]
     assert (bf16["bf16_used"] == cpu_has_fast_bf16()).all()   # falls back to fp32 where bf16 is slow
     assert "[" in table["cpu"].iloc[0]
+    # a rerun replaces its own rows; one under a oneDNN cap (another "machine") adds its own
+    common = ["--run", str(run), "--config", str(overlay), "--threads", "1", "--iterations", "1", "--warmup", "0",
+              "--cases", "1", "--variants", "fp32", "bf16", "--out", str(tmp_path / "out"), "--csv", str(csv)]
+    assert bench().main(common) == 0
+    again = pd.read_csv(csv)
+    trained = again[again["stage"] == "train"].set_index("variant")["n"]
+    assert len(again) == 8 and trained["fp32"] == 1 and trained["fp32+channels_last_3d"] == 2
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert bench().main(common) == 0
+    torch.set_num_threads(threads)
+    capped = pd.read_csv(csv)
+    capped = capped[capped["cpu"].str.endswith("oneDNN capped at AVX2")]
+    assert len(capped) == 4 and not capped["bf16_used"].any()
