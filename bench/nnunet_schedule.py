@@ -97,12 +97,19 @@ def main(argv=None) -> int:
     config = config_with(args.config, args.set)
     folder = args.out / args.name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "nnunet.yaml").write_text(yaml.safe_dump(config["nnunet"]))
+    settings = yaml.safe_dump(config["nnunet"])
+    recorded = folder / "nnunet.yaml"
+    if recorded.exists() and recorded.read_text() != settings:
+        raise SystemExit(f"{folder}: its cached runs used other nnunet settings ({recorded}); "
+                         "choose another --name or delete the folder")
+    recorded.write_text(settings)
     preprocessed = prepared(args.run, config, args.out, args.threads)
     results = [one_run(args.run, config, preprocessed, folder / f"seed{s}", s, args.threads) for s in args.seeds]
     dice = np.array([r["test_dice"] for r in results])
     train = config["nnunet"]["train"]
-    row = {"setting": args.name, "changes": " ".join(args.set) or "(the benchmark's)",
+    split = json.loads((args.run / "results" / "data" / "splits.json").read_text())
+    row = {"setting": args.name, "crops": f"{args.run.name}: {len(split['train'])} train / {len(split['test'])} test",
+           "changes": " ".join(args.set) or "(the benchmark's)",
            "iterations": train["epochs"] * train["iterations_per_epoch"], "runs": len(results),
            "mean_test_dice": dice.mean(), "sd_test_dice": dice.std(ddof=1) if len(dice) > 1 else float("nan"),
            "min_test_dice": dice.min(), "max_test_dice": dice.max(),

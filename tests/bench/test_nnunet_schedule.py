@@ -1,0 +1,59 @@
+"""The nnU-Net schedule study on a tiny run folder: one row per setting with the runs' spread,
+each run cached so that a rerun resumes instead of training again."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.nnunet.toys import write_toy_cases
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = """
+nnunet:
+  train: {epochs: 1, iterations_per_epoch: 2}
+  plan: {features: [4, 8, 16], patch_size: [16, 16, 16]}
+"""
+
+
+def study():
+    spec = importlib.util.spec_from_file_location("nnunet_schedule", REPO / "bench" / "nnunet_schedule.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_setting_gets_one_row_with_its_spread_and_a_rerun_reuses_the_runs(tmp_path):
+    run = tmp_path / "toyrun"
+    cases = sorted(write_toy_cases(run / "results" / "data", 5, seed=4))
+    (run / "results" / "data" / "splits.json").write_text(json.dumps(
+        {"train": cases[:3], "validation": cases[3:4], "test": cases[4:]}))
+    overlay = tmp_path / "tiny.yaml"
+    overlay.write_text(TINY)
+    csv, out = tmp_path / "schedule.csv", tmp_path / "out"
+    common = ["--run", str(run), "--config", str(overlay), "--seeds", "1", "2", "--out", str(out), "--csv", str(csv)]
+    assert study().main(["--name", "two-its", *common]) == 0
+    assert study().main(["--name", "four-its", "--set", "nnunet.train.iterations_per_epoch=4", *common]) == 0
+    table = pd.read_csv(csv).set_index("setting")
+    assert list(table.index) == ["two-its", "four-its"]
+    assert table.loc["two-its", "iterations"] == 2 and table.loc["four-its", "iterations"] == 4
+    row = table.loc["four-its"]
+    assert row["runs"] == 2 and row["crops"] == "toyrun: 3 train / 1 test"
+    dice = [float(d) for d in row["run_dice"].split()]
+    assert all(0 <= d <= 1 for d in dice)
+    assert row["mean_test_dice"] == pytest.approx(sum(dice) / 2, abs=1e-3)
+    assert row["min_test_dice"] <= row["mean_test_dice"] <= row["max_test_dice"]
+    assert row["train_minutes"] > 0 and "[" in row["cpu"]
+    cached = out / "four-its" / "seed2" / "result.json"
+    stamp = cached.stat().st_mtime_ns
+    assert study().main(["--name", "four-its", "--set", "nnunet.train.iterations_per_epoch=4", *common]) == 0
+    assert cached.stat().st_mtime_ns == stamp and len(pd.read_csv(csv)) == 2   # resumed, row replaced
+    with pytest.raises(SystemExit, match="other nnunet settings"):   # a name's cache is not reused for others
+        study().main(["--name", "four-its", "--set", "nnunet.train.iterations_per_epoch=3", *common])
+    with pytest.raises(SystemExit, match="no key"):
+        study().main(["--name", "bad", "--set", "nnunet.train.iterations=4", *common])
