@@ -50,8 +50,10 @@ def prepared(run: Path, config: dict, out: Path, threads: int) -> Path:
     return root / "preprocessed"
 
 
-def one_run(run: Path, config: dict, preprocessed: Path, folder: Path, seed: int, threads: int) -> dict:
-    """Train with ``seed`` and predict the test cases; cached in ``folder/result.json``."""
+def one_run(run: Path, config: dict, preprocessed: Path, folder: Path, seed: int, threads: int,
+            trained: Path | None = None) -> dict:
+    """Train with ``seed`` (or take the run already trained in ``trained``) and predict the test
+    cases; cached in ``folder/result.json``."""
     from lungsynth.nnunet.evaluate import dice_table
     from lungsynth.nnunet.run import predict_cases
     from lungsynth.nnunet.settings import PredictSettings
@@ -64,12 +66,18 @@ def one_run(run: Path, config: dict, preprocessed: Path, folder: Path, seed: int
     data = run / "results" / "data"
     test = json.loads((data / "splits.json").read_text())["test"]
     wall, cpu = time.perf_counter(), time.process_time()
-    nnunet.train(REFERENCE.token, 1, preprocessed, folder / "model", n["plan"], n["train"], seed, threads,
-                 checkpoint_every=execution["nnunet_checkpoint_every"])
-    train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    model = folder / "model"
+    if trained is None:
+        nnunet.train(REFERENCE.token, 1, preprocessed, model, n["plan"], n["train"], seed, threads,
+                     checkpoint_every=execution["nnunet_checkpoint_every"])
+        train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    else:
+        model = trained / "model"
+        earlier = json.loads((trained / "result.json").read_text())
+        train_wall, train_cpu = earlier["train_seconds"], earlier["train_cpu_seconds"]
     wall, cpu = time.perf_counter(), time.process_time()
     predict = PredictSettings.from_config(n["predict"])
-    predicted = predict_cases(folder / "model", {c: data / "images" / f"{c}.nii.gz" for c in test},
+    predicted = predict_cases(model, {c: data / "images" / f"{c}.nii.gz" for c in test},
                               folder / "predictions", predict, threads=threads, tile_batch=execution["nnunet_tile_batch"])
     table = dice_table({c: (data / "masks" / f"{c}.nii.gz", predicted[c]) for c in test}, predict.empty_dice)
     result = {"seed": seed, "test_dice": float(table["dice"].mean()), "cases": len(table),
@@ -88,6 +96,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], help="key=value, e.g. nnunet.train.epochs=48")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--model-from", help="a setting with the same nnunet plan and train settings whose trained "
+                   "runs to reuse (only the prediction differs, e.g. nnunet.predict.checkpoint)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "nnunet_schedule")
     p.add_argument("--csv", type=Path, default=ROOT / "docs" / "benchmark" / "nnunet_schedule.csv")
     args = p.parse_args(argv)
@@ -104,12 +114,21 @@ def main(argv=None) -> int:
                          "choose another --name or delete the folder")
     recorded.write_text(settings)
     preprocessed = prepared(args.run, config, args.out, args.threads)
-    results = [one_run(args.run, config, preprocessed, folder / f"seed{s}", s, args.threads) for s in args.seeds]
+    source = None
+    if args.model_from:
+        source = args.out / args.model_from
+        theirs = yaml.safe_load((source / "nnunet.yaml").read_text())
+        for part in ("plan", "train"):
+            if theirs[part] != config["nnunet"][part]:
+                raise SystemExit(f"--model-from {args.model_from}: its nnunet.{part} settings differ from this setting's")
+    results = [one_run(args.run, config, preprocessed, folder / f"seed{s}", s, args.threads,
+                       None if source is None else source / f"seed{s}") for s in args.seeds]
     dice = np.array([r["test_dice"] for r in results])
     train = config["nnunet"]["train"]
     split = json.loads((args.run / "results" / "data" / "splits.json").read_text())
     row = {"setting": args.name, "crops": f"{args.run.name}: {len(split['train'])} train / {len(split['test'])} test",
-           "changes": " ".join(args.set) or "(the benchmark's)",
+           "changes": " ".join(args.set) + (f" (the runs of {args.model_from})" if args.model_from else "")
+           or "(the benchmark's)",
            "iterations": train["epochs"] * train["iterations_per_epoch"], "runs": len(results),
            "mean_test_dice": dice.mean(), "sd_test_dice": dice.std(ddof=1) if len(dice) > 1 else float("nan"),
            "min_test_dice": dice.min(), "max_test_dice": dice.max(),

@@ -53,6 +53,17 @@ def test_a_setting_gets_one_row_with_its_spread_and_a_rerun_reuses_the_runs(tmp_
     stamp = cached.stat().st_mtime_ns
     assert study().main(["--name", "four-its", "--set", "nnunet.train.iterations_per_epoch=4", *common]) == 0
     assert cached.stat().st_mtime_ns == stamp and len(pd.read_csv(csv)) == 2   # resumed, row replaced
+    # a prediction-only setting reuses the trained runs of one with the same plan and schedule
+    best = ["--name", "best", "--set", "nnunet.train.iterations_per_epoch=4", "--set",
+            "nnunet.predict.checkpoint=checkpoint_best.pth", "--model-from", "four-its", *common]
+    assert study().main(best) == 0
+    assert not (out / "best" / "seed1" / "model").exists() and (out / "best" / "seed1" / "predictions").is_dir()
+    table = pd.read_csv(csv).set_index("setting")
+    assert table.loc["best", "train_minutes"] == pytest.approx(table.loc["four-its", "train_minutes"], rel=1e-3)
+    assert table.loc["best", "changes"].endswith("(the runs of four-its)")
+    with pytest.raises(SystemExit, match="differ"):
+        study().main(["--name", "best2", "--model-from", "two-its", "--set", "nnunet.train.iterations_per_epoch=4",
+                      *common])
     with pytest.raises(SystemExit, match="other nnunet settings"):   # a name's cache is not reused for others
         study().main(["--name", "four-its", "--set", "nnunet.train.iterations_per_epoch=3", *common])
     with pytest.raises(SystemExit, match="no key"):
