@@ -273,3 +273,33 @@ def test_bf16_training_runs_under_autocast_on_a_fast_cpu(preprocessed, tmp_path,
     assert checkpoint.exists() and seen and all(seen)
     weights = torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"]
     assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point())
+
+
+@pytest.mark.parametrize("share, oversampling, forced, probabilistic", [
+    (0.33, "per_batch", 1, False), (0.66, "per_batch", 1, False), (0.8, "per_batch", 2, False),
+    (0.2, "per_batch", 0, False), (0.66, "probabilistic", None, True)])
+def test_foreground_oversampling_is_what_nnunet_does_at_the_batch_size_and_is_logged(
+        preprocessed, tmp_path, monkeypatch, share, oversampling, forced, probabilistic):
+    from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
+
+    from lungsynth.nnunet.trainer import foreground_oversampling
+
+    settings = preprocessed["settings"]
+    train = settings.train.replace(oversample_foreground=share, oversampling=oversampling)
+    text = foreground_oversampling(train, 2)
+    assert (f"{forced} of 2 patches" in text) if forced is not None else "probability 0.66" in text
+    seen = {}
+    original = nnUNetDataLoader.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen["per_batch"] = [self.get_do_oversample(i) for i in range(self.batch_size)]
+        seen["probabilistic"] = self.get_do_oversample == self._probabilistic_oversampling
+
+    monkeypatch.setattr(nnUNetDataLoader, "__init__", spy)
+    train_run(preprocessed["dataset"], tmp_path / "model", settings.plan, train, seed=3)
+    assert seen["probabilistic"] is probabilistic
+    if forced is not None:
+        assert sum(seen["per_batch"]) == forced    # the log says what nnU-Net's loader does
+    log = next((tmp_path / "model").rglob("training_log_*.txt")).read_text()
+    assert text in log

@@ -43,6 +43,7 @@ class TrainSettings(Section):
     val_iterations_per_epoch: int
     initial_lr: float
     oversample_foreground: float
+    oversampling: str
     augmentation_workers: int
     bf16: bool
 

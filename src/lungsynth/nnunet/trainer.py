@@ -50,12 +50,14 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
         self.save_every = int(save_every)
         # share of each batch forced to contain foreground (nnU-Net: 0.33); read by get_dataloaders()
         self.oversample_foreground_percent = float(train.oversample_foreground)
+        self.probabilistic_oversampling = train.oversampling == "probabilistic"
         self.seed = int(seed)
         self.cpu_bf16 = self.device.type == "cpu" and bf16_is_used(self.device, train.bf16)
         self.print_to_log_file(f"lungsynth: seed {self.seed}, {self.num_epochs} epochs x "
                                f"{self.num_iterations_per_epoch} iterations "
                                f"(+{self.num_val_iterations_per_epoch} validation iterations), "
-                               f"bf16 autocast on the CPU: {self.cpu_bf16}")
+                               f"bf16 autocast on the CPU: {self.cpu_bf16}; "
+                               f"{foreground_oversampling(train, self.configuration_manager.batch_size)}")
 
     def initialize(self):
         if self.seed is None:
@@ -91,6 +93,17 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
             seconds = value("epoch_end_timestamps", None)[epoch] - value("epoch_start_timestamps", None)[epoch]
             writer.writerow([epoch, _num(tr), _num(va), _num(dice), _num(ema), f"{seconds:.3f}"])
         return out.getvalue()
+
+
+def foreground_oversampling(train: TrainSettings, batch_size: int) -> str:
+    """What ``oversample_foreground`` really does at this batch size, for the log: nnU-Net's
+    per-batch rule forces the last ``batch - round(batch x (1 - share))`` patches of every batch."""
+    share = float(train.oversample_foreground)
+    if train.oversampling == "probabilistic":
+        return f"foreground oversampling: each patch with probability {share:g}"
+    forced = batch_size - round(batch_size * (1 - share))
+    return (f"foreground oversampling: {share:g} asked, {forced} of {batch_size} patches per batch "
+            f"({forced / batch_size:g})")
 
 
 def _num(x) -> str:
