@@ -5,9 +5,9 @@
 
 Reads the test predictions that ``bench/nnunet_schedule.py`` cached per setting and seed, and
 scores each run again with every predicted voxel outside the lung (``lungsynth.preprocess.lung``'s
-mask of the test crop, dilated by ``--margins`` mm, so that nodules at the pleura stay) set to
+mask of the test crop, widened by ``--margins`` mm, so that nodules at the pleura stay) set to
 background. One row per setting and margin: the runs' mean and sd of test Dice, and the false-
-positive voxels per case outside the dilated lung. An analysis of runs already made: it decides
+positive voxels per case outside the widened lung. An analysis of runs already made: it decides
 whether such a post-processing step is worth a setting, it is not one.
 """
 
@@ -25,59 +25,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import ROOT  # noqa: E402
 
 
-def ball(radius_mm: float, spacing_zyx) -> np.ndarray:
-    """A ball of ``radius_mm`` on a grid of ``spacing_zyx`` (mm), as a structuring element."""
-    r = [int(radius_mm // s) for s in spacing_zyx]
-    z, y, x = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
-    return (z * spacing_zyx[0]) ** 2 + (y * spacing_zyx[1]) ** 2 + (x * spacing_zyx[2]) ** 2 <= radius_mm ** 2
-
-
-def dice(predicted: np.ndarray, truth: np.ndarray, empty: float = 1.0) -> float:
-    total = predicted.sum() + truth.sum()
-    return empty if total == 0 else 2.0 * (predicted & truth).sum() / total
-
-
 def score(run: Path, study: Path, settings: list[str], margins: list[float]) -> pd.DataFrame:
     from scipy import ndimage
 
+    from lungsynth.ddpm.quality import spacing_zyx
     from lungsynth.io import read_nifti
+    from lungsynth.nnunet.evaluate import dice
     from lungsynth.preprocess.lung import lung_mask
 
-    @functools.cache
-    def allowed(case: str, margin: float) -> np.ndarray:
-        hu, geometry = read_nifti(run / "results" / "data" / "images" / f"{case}.nii.gz")
-        spacing = tuple(geometry.spacing[::-1])
-        lung = lung_mask(hu, spacing)
-        return ndimage.binary_dilation(lung, ball(margin, spacing)) if margin > 0 else lung
+    data = run / "results" / "data"
 
     @functools.cache
-    def truth(case: str) -> np.ndarray:
-        return read_nifti(run / "results" / "data" / "masks" / f"{case}.nii.gz")[0] > 0
+    def case(name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The nodule mask and each voxel's distance (mm) to the crop's lung mask."""
+        hu, geometry = read_nifti(data / "images" / f"{name}.nii.gz")
+        spacing = spacing_zyx(geometry)
+        to_lung = ndimage.distance_transform_edt(~lung_mask(hu, spacing), sampling=spacing)
+        return read_nifti(data / "masks" / f"{name}.nii.gz")[0] > 0, to_lung
 
     rows = []
     for setting in settings:
         seeds = sorted((study / setting).glob("seed*/predictions"))
         if not seeds:
             raise SystemExit(f"{study / setting}: no cached runs with predictions")
-        for margin in [None, *margins]:
-            run_dice, outside = [], []
-            for folder in seeds:
-                per_case = []
-                for path in sorted(folder.glob("*.nii.gz")):
-                    case = path.name[: -len(".nii.gz")]
-                    predicted = read_nifti(path)[0] > 0
-                    keep = allowed(case, margins[0] if margin is None else margin)
-                    if margin is None:
-                        outside.append(int((predicted & ~truth(case) & ~keep).sum()))
-                    else:
-                        predicted = predicted & keep
-                    per_case.append(dice(predicted, truth(case)))
-                run_dice.append(float(np.mean(per_case)))
-            d = np.array(run_dice)
-            rows.append({"setting": setting, "lung_margin_mm": "none" if margin is None else margin,
-                         "runs": len(d), "mean_test_dice": d.mean(), "sd_test_dice": d.std(ddof=1) if len(d) > 1 else np.nan,
+        run_dice = {margin: [] for margin in ["none", *margins]}
+        outside = []
+        for folder in seeds:
+            per_case = {margin: [] for margin in run_dice}
+            for path in sorted(folder.glob("*.nii.gz")):
+                truth, to_lung = case(path.name[: -len(".nii.gz")])
+                predicted = read_nifti(path)[0] > 0
+                outside.append(int((predicted & ~truth & (to_lung > margins[0])).sum()))
+                per_case["none"].append(dice(truth, predicted))
+                for margin in margins:
+                    per_case[margin].append(dice(truth, predicted & (to_lung <= margin)))
+            for margin, values in per_case.items():
+                run_dice[margin].append(float(np.mean(values)))
+        for margin, values in run_dice.items():
+            d = np.array(values)
+            rows.append({"setting": setting, "lung_margin_mm": margin, "runs": len(d), "mean_test_dice": d.mean(),
+                         "sd_test_dice": d.std(ddof=1) if len(d) > 1 else np.nan,
                          "run_dice": " ".join(f"{x:.3f}" for x in d),
-                         "fp_voxels_outside_lung_per_case": float(np.mean(outside)) if outside else np.nan})
+                         "fp_voxels_outside_lung_per_case": float(np.mean(outside)) if margin == "none" else np.nan})
     return pd.DataFrame(rows)
 
 
