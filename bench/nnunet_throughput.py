@@ -53,20 +53,14 @@ def time_training(preprocessed_dataset: Path, plan, train, bf16: bool, channels_
     import torch
 
     from lungsynth.nnunet.environment import nnunet_environment
-    from lungsynth.nnunet.run import FOLD
-    from lungsynth.nnunet.trainer import nnUNetTrainer_lungsynth
+    from lungsynth.nnunet.run import new_trainer
     from lungsynth.runtime import bf16_is_used, set_threads
 
     set_threads(threads)
     device = torch.device("cpu")
     train = dataclasses.replace(train, bf16=bf16, augmentation_workers=workers)
-    plans = json.loads((preprocessed_dataset / f"{plan.plans_name}.json").read_text())
-    plans["continue_training"] = False
-    dataset_json = json.loads((preprocessed_dataset / "dataset.json").read_text())
     with nnunet_environment(preprocessed=preprocessed_dataset.parent, results=out, augmentation_workers=workers):
-        trainer = nnUNetTrainer_lungsynth(plans=plans, configuration=plan.configuration, fold=FOLD,
-                                          dataset_json=dataset_json, device=device)
-        trainer.configure(train, seed=1, save_every=10**6)
+        trainer = new_trainer(preprocessed_dataset, plan, train, seed=1, device=device, save_every=10**6)
         trainer.on_train_start()
         if channels_last:
             _channels_last(trainer.network)

@@ -72,16 +72,11 @@ def train_run(preprocessed_dataset_dir, model_dir, plan: PlanSettings, train: Tr
            "plan": dataclasses.asdict(plan)}
     with nnunet_environment(preprocessed=preprocessed_dataset_dir.parent, results=partial,
                             augmentation_workers=train.augmentation_workers):
-        plans = json.loads(plans_file.read_text())
-        dataset_json = json.loads((preprocessed_dataset_dir / "dataset.json").read_text())
         latest = _fold_dir(partial, preprocessed_dataset_dir.name, plan) / "checkpoint_latest.pth"
         resume = latest.exists() and _same_run(partial, run)
         if not resume and partial.exists():
             shutil.rmtree(partial)
-        plans["continue_training"] = resume
-        trainer = nnUNetTrainer_lungsynth(plans=plans, configuration=plan.configuration, fold=FOLD,
-                                          dataset_json=dataset_json, device=device)
-        trainer.configure(train, seed, checkpoint_every)
+        trainer = new_trainer(preprocessed_dataset_dir, plan, train, seed, device, checkpoint_every, resume)
         _write_run_json(partial, run, threads, device, started=started, finished=None)
         if resume:
             log.info("continuing %s from %s", model_dir, latest)
@@ -94,6 +89,19 @@ def train_run(preprocessed_dataset_dir, model_dir, plan: PlanSettings, train: Tr
         shutil.rmtree(model_dir)
     os.replace(partial, model_dir)
     return _fold_dir(model_dir, preprocessed_dataset_dir.name, plan) / "checkpoint_final.pth"
+
+
+def new_trainer(preprocessed_dataset_dir: Path, plan: PlanSettings, train: TrainSettings, seed: int,
+                device: torch.device, save_every: int = 50, resume: bool = False) -> nnUNetTrainer_lungsynth:
+    """The project's trainer for fold 0 of a preprocessed dataset, configured; call it inside
+    :func:`nnunet_environment` (nnU-Net reads its output folder from ``nnUNet_results``)."""
+    plans = json.loads((preprocessed_dataset_dir / f"{plan.plans_name}.json").read_text())
+    plans["continue_training"] = resume
+    dataset_json = json.loads((preprocessed_dataset_dir / "dataset.json").read_text())
+    trainer = nnUNetTrainer_lungsynth(plans=plans, configuration=plan.configuration, fold=FOLD,
+                                      dataset_json=dataset_json, device=device)
+    trainer.configure(train, seed, save_every)
+    return trainer
 
 
 def _fold_dir(root: Path, dataset_name: str, plan: PlanSettings) -> Path:
