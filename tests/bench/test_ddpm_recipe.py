@@ -3,23 +3,17 @@ writes its CSV row (the frozen segmentation model is trained once and reused).""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.bench import load_bench
 from tests.nnunet.toys import write_toy_cases
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def harness():
-    spec = importlib.util.spec_from_file_location("ddpm_recipe", REPO / "bench" / "ddpm_recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("ddpm_recipe")
 
 
 TINY = """

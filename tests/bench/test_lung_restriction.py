@@ -3,23 +3,16 @@ prediction is cut to the dilated lung, no longer lower the run's Dice."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from lungsynth.io import Geometry, write_nifti
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench import load_bench
 
 
 def analysis():
-    spec = importlib.util.spec_from_file_location("lung_restriction", REPO / "bench" / "lung_restriction.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("lung_restriction")
 
 
 def test_false_positives_outside_the_lung_are_counted_and_cut(tmp_path):

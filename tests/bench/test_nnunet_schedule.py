@@ -3,38 +3,18 @@ each run cached so that a rerun resumes instead of training again."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-from tests.nnunet.toys import write_toy_cases
-
-REPO = Path(__file__).resolve().parents[2]
-
-TINY = """
-nnunet:
-  train: {epochs: 1, iterations_per_epoch: 2}
-  plan: {features: [4, 8, 16], patch_size: [16, 16, 16]}
-"""
+from tests.bench import load_bench, toy_run
 
 
 def study():
-    spec = importlib.util.spec_from_file_location("nnunet_schedule", REPO / "bench" / "nnunet_schedule.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("nnunet_schedule")
 
 
 def test_a_setting_gets_one_row_with_its_spread_and_a_rerun_reuses_the_runs(tmp_path):
-    run = tmp_path / "toyrun"
-    cases = sorted(write_toy_cases(run / "results" / "data", 5, seed=4))
-    (run / "results" / "data" / "splits.json").write_text(json.dumps(
-        {"train": cases[:3], "validation": cases[3:4], "test": cases[4:]}))
-    overlay = tmp_path / "tiny.yaml"
-    overlay.write_text(TINY)
+    run, overlay = toy_run(tmp_path / "toyrun", seed=4)
     csv, out = tmp_path / "schedule.csv", tmp_path / "out"
     common = ["--run", str(run), "--config", str(overlay), "--seeds", "1", "2", "--out", str(out), "--csv", str(csv)]
     assert study().main(["--name", "two-its", *common]) == 0

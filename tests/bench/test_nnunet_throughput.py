@@ -3,40 +3,20 @@ as used only where the CPU runs it fast, and the speed-up column is against fp32
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import torch
 
 from lungsynth.runtime import cpu_has_fast_bf16
-from tests.nnunet.toys import write_toy_cases
-
-REPO = Path(__file__).resolve().parents[2]
-
-TINY = """
-nnunet:
-  train: {epochs: 1, iterations_per_epoch: 2}
-  plan: {features: [4, 8, 16], patch_size: [16, 16, 16]}
-"""
+from tests.bench import load_bench, toy_run
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location("nnunet_throughput", REPO / "bench" / "nnunet_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("nnunet_throughput")
 
 
 def test_every_variant_is_timed_for_training_and_prediction(tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    cases = sorted(write_toy_cases(run / "results" / "data", 5, seed=3))
-    (run / "results" / "data" / "splits.json").write_text(json.dumps(
-        {"train": cases[:3], "validation": cases[3:4], "test": cases[4:]}))
-    overlay = tmp_path / "tiny.yaml"
-    overlay.write_text(TINY)
+    run, overlay = toy_run(tmp_path / "run", seed=3)
     csv = tmp_path / "throughput.csv"
     threads = torch.get_num_threads()
     assert bench().main(["--run", str(run), "--config", str(overlay), "--threads", "1", "--iterations", "2",
