@@ -8,7 +8,8 @@ scores each run again with every predicted voxel outside the lung (``lungsynth.p
 mask of the test crop, widened by ``--margins`` mm, so that nodules at the pleura stay) set to
 background. One row per setting and margin: the runs' mean and sd of test Dice, and the false-
 positive voxels per case outside the widened lung. An analysis of runs already made: it decides
-whether such a post-processing step is worth a setting, it is not one.
+whether the post-processing ``nnunet.predict.lung_margin_mm`` (:mod:`lungsynth.nnunet.lung_restriction`,
+the same distance) is worth switching on, from runs made without it.
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ from benchlib import ROOT  # noqa: E402
 
 
 def score(run: Path, study: Path, settings: list[str], margins: list[float]) -> pd.DataFrame:
-    from scipy import ndimage
-
     from lungsynth.ddpm.quality import spacing_zyx
     from lungsynth.io import read_nifti
     from lungsynth.nnunet.evaluate import dice
-    from lungsynth.preprocess.lung import lung_mask
+    from lungsynth.nnunet.lung_restriction import distance_to_lung_mm
 
     data = run / "results" / "data"
 
@@ -40,7 +39,7 @@ def score(run: Path, study: Path, settings: list[str], margins: list[float]) -> 
         """The nodule mask and each voxel's distance (mm) to the crop's lung mask."""
         hu, geometry = read_nifti(data / "images" / f"{name}.nii.gz")
         spacing = spacing_zyx(geometry)
-        to_lung = ndimage.distance_transform_edt(~lung_mask(hu, spacing), sampling=spacing)
+        to_lung = distance_to_lung_mm(hu, spacing)
         return read_nifti(data / "masks" / f"{name}.nii.gz")[0] > 0, to_lung
 
     rows = []

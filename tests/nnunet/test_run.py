@@ -303,3 +303,27 @@ def test_foreground_oversampling_is_what_nnunet_does_at_the_batch_size_and_is_lo
         assert sum(seen["per_batch"]) == forced    # the log says what nnU-Net's loader does
     log = next((tmp_path / "model").rglob("training_log_*.txt")).read_text()
     assert text in log
+
+
+def test_predict_cases_cuts_to_the_lung_only_when_the_margin_is_set(runs, toy_cases, tmp_path, preprocessed,
+                                                                    monkeypatch):
+    from lungsynth.nnunet.settings import PredictSettings
+
+    calls = []
+
+    def record(segmentation, hu, spacing, margin_mm, threshold_hu, name=""):
+        calls.append((margin_mm, threshold_hu, hu.shape, tuple(spacing)))
+        return np.zeros_like(segmentation)
+
+    monkeypatch.setattr("lungsynth.nnunet.run.restrict_to_lung", record)
+    images = {"toy005": toy_cases["toy005"][0]}
+    off = preprocessed["settings"].predict
+    assert off.lung_margin_mm is None and PredictSettings.from_config().lung_margin_mm is None  # the paper's default
+    predict_cases(runs["a"]["model"], images, tmp_path / "off", off)
+    assert calls == []
+
+    on = off.replace(lung_margin_mm=2.5)
+    written = predict_cases(runs["a"]["model"], images, tmp_path / "on", on, lung_threshold_hu=-500.0)
+    image, geometry = read_nifti(images["toy005"])
+    assert calls == [(2.5, -500.0, image.shape, tuple(geometry.spacing[::-1]))]
+    assert not read_nifti(written["toy005"])[0].any()   # what the restriction returned is what was written

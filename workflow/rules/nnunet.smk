@@ -86,6 +86,7 @@ rule nnunet_predict:
         "benchmarks/nnunet/{arm}/run{run}/predict.tsv"
     params:
         settings=config["nnunet"]["predict"],
+        lung_threshold_hu=config["preprocess"]["lung_threshold_hu"],
     threads: 1
     resources:
         mem_mb=4000,

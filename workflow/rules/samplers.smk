@@ -38,6 +38,7 @@ rule sampler_comparison:
         samplers=config["sampler_comparison"]["samplers"],
         quality=config["quality"],
         predict=config["nnunet"]["predict"],
+        lung_threshold_hu=config["preprocess"]["lung_threshold_hu"],
     threads: 1
     resources:
         mem_mb=4000,

@@ -84,6 +84,7 @@ rule synthetic_fidelity:
         "benchmarks/fidelity/{set}.tsv"
     params:
         settings=config["nnunet"]["predict"],
+        lung_threshold_hu=config["preprocess"]["lung_threshold_hu"],
     threads: 1
     resources:
         mem_mb=4000,

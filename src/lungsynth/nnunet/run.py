@@ -37,6 +37,7 @@ from ..errors import InputError
 from ..io import atomic_path, read_json, read_nifti, write_json, write_nifti
 from ..runtime import bf16_is_used, resolve_device, set_threads
 from .environment import nnunet_environment
+from .lung_restriction import restrict_to_lung
 from .settings import PlanSettings, PredictSettings, TrainSettings
 from .trainer import TRAINER_NAME, cpu_bf16_forward, nnUNetTrainer_lungsynth
 
@@ -184,11 +185,15 @@ def trained_model_folder(model_dir) -> Path:
 
 
 def predict_cases(model_dir, images: Mapping[str, object], out_dir, predict: PredictSettings, threads: int = 1,
-                  device: str | None = None, tile_batch: int = 4) -> dict[str, Path]:
+                  device: str | None = None, tile_batch: int = 4,
+                  lung_threshold_hu: float = -400.0) -> dict[str, Path]:
     """Predict every ``case -> image path`` into ``<out_dir>/<case>.nii.gz`` (uint8, image's affine).
 
     In-process: nnU-Net's preprocessing, sliding-window prediction and resampling back to the
-    image's grid, with no worker processes. Returns ``case -> prediction path``.
+    image's grid, with no worker processes; then, if ``predict.lung_margin_mm`` is set, the
+    prediction is cut to the image's lung mask (at ``lung_threshold_hu``, the data layer's
+    ``preprocess.lung_threshold_hu``) widened by that margin
+    (:mod:`lungsynth.nnunet.lung_restriction`). Returns ``case -> prediction path``.
     """
     out_dir = Path(out_dir)
     written = {}
@@ -196,8 +201,11 @@ def predict_cases(model_dir, images: Mapping[str, object], out_dir, predict: Pre
         predictor = load_predictor(model_dir, predict, threads=threads, device=device, tile_batch=tile_batch)
         for case, image in sorted(images.items()):
             started = time.time()
-            _, geometry = read_nifti(image)
+            hu, geometry = read_nifti(image)
             segmentation = predict_image(predictor, image)
+            if predict.lung_margin_mm is not None:
+                segmentation = restrict_to_lung(segmentation, hu, geometry.spacing[::-1], predict.lung_margin_mm,
+                                                lung_threshold_hu, name=str(image))
             path = out_dir / f"{case}.nii.gz"
             write_nifti(path, segmentation, geometry, dtype=np.uint8)
             written[case] = path

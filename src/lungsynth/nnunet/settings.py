@@ -59,6 +59,7 @@ class PredictSettings(Section):
     tile_step_size: float
     empty_dice: float
     bf16: bool
+    lung_margin_mm: float | None
 
 
 @dataclass(frozen=True)

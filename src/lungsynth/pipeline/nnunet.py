@@ -78,7 +78,7 @@ def train(arm: str, run: int, preprocessed_root, out_model, plan_settings: dict,
 
 
 def predict(model_dir, images: dict, masks: dict, out_dir, out_dice: dict, predict_settings: dict, threads: int,
-            tile_batch: int) -> None:
+            tile_batch: int, lung_threshold_hu: float = -400.0) -> None:
     """results/nnunet/<arm>/run<k>/{predictions,<subset>_dice.csv}: every validation and test case.
 
     ``images``/``masks``/``out_dice`` are keyed by subset (validation, test). Each Dice table
@@ -94,7 +94,8 @@ def predict(model_dir, images: dict, masks: dict, out_dir, out_dice: dict, predi
     for subset in SUBSETS:
         cases = case_pairs(images[subset], masks[subset])
         predicted = predict_cases(model_dir, {c: image for c, (image, _) in cases.items()}, Path(out_dir) / subset,
-                                  settings, threads=threads, tile_batch=tile_batch)
+                                  settings, threads=threads, tile_batch=tile_batch,
+                                  lung_threshold_hu=lung_threshold_hu)
         table = dice_table({c: (mask, predicted[c]) for c, (_, mask) in cases.items()}, settings.empty_dice)
         log.info("%s run %s, %s: mean Dice %.4f over %d cases", record["arm"], record["run"], subset,
                  table["dice"].mean(), len(table))
