@@ -163,7 +163,8 @@ def segmentation_scores(model: Path, images, masks, config: dict, threads: int) 
 
     pairs = {case_id_of(i): (str(i), str(m)) for i, m in zip(images, masks)}
     return fidelity_dice([model], pairs, config["nnunet"]["predict"], threads,
-                         config["execution"]["nnunet_tile_batch"]).set_index("case")
+                         config["execution"]["nnunet_tile_batch"],
+                         config["preprocess"]["lung_threshold_hu"]).set_index("case")
 
 
 def real_reference(data: Data, config: dict, cache: Path, model: Path, cases, threads: int) -> dict:

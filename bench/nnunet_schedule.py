@@ -78,7 +78,8 @@ def one_run(run: Path, config: dict, preprocessed: Path, folder: Path, seed: int
     wall, cpu = time.perf_counter(), time.process_time()
     predict = PredictSettings.from_config(n["predict"])
     predicted = predict_cases(model, {c: data / "images" / f"{c}.nii.gz" for c in test},
-                              folder / "predictions", predict, threads=threads, tile_batch=execution["nnunet_tile_batch"])
+                              folder / "predictions", predict, threads=threads, tile_batch=execution["nnunet_tile_batch"],
+                              lung_threshold_hu=config["preprocess"]["lung_threshold_hu"])
     table = dice_table({c: (data / "masks" / f"{c}.nii.gz", predicted[c]) for c in test}, predict.empty_dice)
     result = {"seed": seed, "test_dice": float(table["dice"].mean()), "cases": len(table),
               "train_seconds": train_wall, "train_cpu_seconds": train_cpu,
@@ -86,6 +87,14 @@ def one_run(run: Path, config: dict, preprocessed: Path, folder: Path, seed: int
               "per_case": dict(zip(table["case"], table["dice"]))}
     done.write_text(json.dumps(result, indent=1))
     return result
+
+
+def recorded_settings(folder: Path) -> dict:
+    """The ``nnunet`` settings a setting's cached runs used, keys added to the schema since then
+    at their defaults (which reproduce what those runs did)."""
+    from lungsynth.config import complete
+
+    return complete(yaml.safe_load((folder / "nnunet.yaml").read_text()), "nnunet")
 
 
 def main(argv=None) -> int:
@@ -107,17 +116,16 @@ def main(argv=None) -> int:
     config = config_with(args.config, args.set)
     folder = args.out / args.name
     folder.mkdir(parents=True, exist_ok=True)
-    settings = yaml.safe_dump(config["nnunet"])
     recorded = folder / "nnunet.yaml"
-    if recorded.exists() and recorded.read_text() != settings:
+    if recorded.exists() and recorded_settings(folder) != config["nnunet"]:
         raise SystemExit(f"{folder}: its cached runs used other nnunet settings ({recorded}); "
                          "choose another --name or delete the folder")
-    recorded.write_text(settings)
+    recorded.write_text(yaml.safe_dump(config["nnunet"]))
     preprocessed = prepared(args.run, config, args.out, args.threads)
     source = None
     if args.model_from:
         source = args.out / args.model_from
-        theirs = yaml.safe_load((source / "nnunet.yaml").read_text())
+        theirs = recorded_settings(source)
         for part in ("plan", "train"):
             if theirs[part] != config["nnunet"][part]:
                 raise SystemExit(f"--model-from {args.model_from}: its nnunet.{part} settings differ from this setting's")

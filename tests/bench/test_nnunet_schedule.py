@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.bench import load_bench, toy_run
 
@@ -41,6 +42,13 @@ def test_a_setting_gets_one_row_with_its_spread_and_a_rerun_reuses_the_runs(tmp_
     table = pd.read_csv(csv).set_index("setting")
     assert table.loc["best", "train_minutes"] == pytest.approx(table.loc["four-its", "train_minutes"], rel=1e-3)
     assert table.loc["best", "changes"].endswith("(the runs of four-its)")
+    # runs cached before a key was added to the schema are its default's runs
+    recorded = out / "four-its" / "nnunet.yaml"
+    older = yaml.safe_load(recorded.read_text())
+    del older["train"]["oversampling"], older["predict"]["lung_margin_mm"]
+    recorded.write_text(yaml.safe_dump(older))
+    assert study().main(["--name", "four-its", "--set", "nnunet.train.iterations_per_epoch=4", *common]) == 0
+    assert study().main(best) == 0
     with pytest.raises(SystemExit, match="differ"):
         study().main(["--name", "best2", "--model-from", "two-its", "--set", "nnunet.train.iterations_per_epoch=4",
                       *common])
