@@ -4,6 +4,7 @@ config of a run (config/config.yaml, overlays, then ``key.path=value`` changes).
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import sys
 from pathlib import Path
@@ -30,9 +31,15 @@ def config_with(overlays, sets: list[str]) -> dict:
     """config/config.yaml + ``overlays`` (merged as Snakemake does, defaults filled), then the
     ``key.path=value`` changes (YAML values), validated as a whole."""
     from lungsynth.config import load_config
+
+    return with_sets(load_config(ROOT / "config" / "config.yaml", *overlays), sets)
+
+
+def with_sets(config: dict, sets: list[str]) -> dict:
+    """A copy of a whole config with ``key.path=value`` changes (YAML values), validated."""
     from lungsynth.settings import WorkflowSettings
 
-    config = load_config(ROOT / "config" / "config.yaml", *overlays)
+    config = copy.deepcopy(config)
     for item in sets:
         key, _, value = item.partition("=")
         *path, leaf = key.split(".")
@@ -46,14 +53,26 @@ def config_with(overlays, sets: list[str]) -> dict:
     return config
 
 
-def replace_row(csv: Path, key: str, row: dict) -> None:
-    """Replace the row whose ``key`` column equals ``row[key]`` in ``csv`` (locked)."""
+def recorded_nnunet(path: Path) -> dict:
+    """``nnunet`` settings recorded beside cached runs (a YAML file), keys added to the schema
+    since then at their defaults (which reproduce what those runs did)."""
+    from lungsynth.config import complete
+
+    return complete(yaml.safe_load(Path(path).read_text()), "nnunet")
+
+
+def replace_row(csv: Path, key: str | list[str], row: dict) -> None:
+    """Replace the row whose ``key`` column(s) equal ``row``'s in ``csv`` (locked)."""
     import pandas as pd
 
     from lungsynth.io import write_csv
 
+    keys = [key] if isinstance(key, str) else list(key)
     with locked(csv.with_name(f".{csv.name}.lock")):
         table = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
         if len(table):
-            table = table[table[key] != row[key]]
+            same = pd.Series(True, index=table.index)
+            for k in keys:
+                same &= table[k].astype(str) == str(row[k]) if k in table else False
+            table = table[~same]
         write_csv(csv, pd.concat([table, pd.DataFrame([row])], ignore_index=True), float_format="%.4g")

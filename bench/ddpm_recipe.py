@@ -16,8 +16,10 @@
   real-data segmentation model** (nnU-Net trained once on the real training crops with the
   config's ``nnunet`` settings, cached in ``<out>/frozen-model``): its Dice on each synthetic
   volume against the conditioning mask and its false-positive voxels, each divided by the same
-  model's figures on the real validation crops.
-- One row per variant in ``--csv`` (replaced when the variant runs again), with the CPU model.
+  model's figures on the real validation crops. ``--judge NAME --judge-set nnunet.k=v`` scores
+  with another judge (cached in ``<out>/NAME`` with its settings), e.g. a longer-trained one;
+  a variant already trained and sampled is only scored again.
+- One row per variant and judge in ``--csv`` (replaced when it runs again), with the CPU model.
 
 ``--set`` takes full config keys (``ddpm.*``, ``sampling.*``, ``execution.*``) with YAML values.
 Variants may run side by side (one thread each); the frozen model and the CSV are locked.
@@ -37,7 +39,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, config_with, locked, replace_row  # noqa: E402
+from benchlib import ROOT, config_with, locked, recorded_nnunet, replace_row, with_sets  # noqa: E402
 from lungsynth.arms import REFERENCE  # noqa: E402
 from lungsynth.ddpm.probe import LossProbe  # noqa: E402
 from lungsynth.ddpm.quality import lung_hu_sample, nodule_like_blobs, spacing_zyx, volume_quality  # noqa: E402
@@ -50,6 +52,7 @@ from lungsynth.runtime import cpu_description  # noqa: E402
 
 log = logging.getLogger("ddpm_recipe")
 CALIBRATION_STEPS = 10
+JUDGE = "frozen-model"
 
 
 def variant_config(config_files, sets: list[str]) -> dict:
@@ -137,13 +140,20 @@ def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float
 
 
 def frozen_model(data: Data, config: dict, out: Path, threads: int) -> Path:
-    """nnU-Net trained once on the real training crops (the Real arm's run 1 of this config), cached."""
+    """nnU-Net trained once on the real training crops (the Real arm's run 1 of ``config``'s
+    ``nnunet``), cached in ``out`` with those settings (``nnunet.yaml``): a judge is never reused
+    under other settings."""
     from lungsynth.pipeline import nnunet
 
-    model = out / "model"
+    model, recorded = out / "model", out / "nnunet.yaml"
     with locked(out / ".lock"):
+        if recorded.exists() and recorded_nnunet(recorded) != config["nnunet"]:
+            raise SystemExit(f"judge {out}: trained with other nnunet settings ({recorded}); "
+                             "name another --judge or delete the folder")
         if (model / "run.json").exists():
             return model
+        recorded.parent.mkdir(parents=True, exist_ok=True)
+        recorded.write_text(yaml.safe_dump(config["nnunet"]))
         n = config["nnunet"]
         name = REFERENCE.dataset_name(n["datasets"][REFERENCE.token])
         train, validation = data.split["train"], data.split["validation"]
@@ -196,9 +206,10 @@ def real_reference(data: Data, config: dict, cache: Path, model: Path, cases, th
 # ----------------------------------------------------------------------------- scoring
 
 
-def sample_and_score(data: Data, config: dict, out: Path, model: Path, cases, seeds: int, threads: int,
+def sample_and_score(data: Data, config: dict, judge: dict, out: Path, model: Path, cases, seeds: int, threads: int,
                      window_batch: int) -> pd.DataFrame:
-    """Generate each mask with each seed (cached volumes) and score every volume."""
+    """Generate each mask with each seed (cached volumes) and score every volume (the frozen
+    ``model`` predicts with the ``judge`` config's settings)."""
     q = QualitySettings.from_config(config["quality"])
     base = SamplingSettings.from_config(config["sampling"])
     train = data.split["train"]
@@ -224,9 +235,8 @@ def sample_and_score(data: Data, config: dict, out: Path, model: Path, cases, se
                          "blobs": nodule_like_blobs(hu, mask, spacing_zyx(geometry))})
     table = pd.DataFrame(rows).set_index("case")
     images = sorted(volumes.glob("*.nii.gz"))
-    seg = segmentation_scores(model, images, [volumes / "masks" / p.name for p in images], config, threads)
+    seg = segmentation_scores(model, images, [volumes / "masks" / p.name for p in images], judge, threads)
     table["dice"], table["fp_voxels"] = seg["dice"], seg["fp"]
-    write_csv(out / "volumes.csv", table.reset_index())
     return table
 
 
@@ -234,10 +244,11 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def summary_row(name: str, sets: list[str], record: dict, table: pd.DataFrame, real: dict, sampling: dict) -> dict:
+def summary_row(name: str, sets: list[str], record: dict, table: pd.DataFrame, real: dict, sampling: dict,
+                judge: str) -> dict:
     mean = table.mean(numeric_only=True)
     return {
-        "variant": name, "settings": " ".join(sets) or "(the benchmark's DDPM)",
+        "variant": name, "judge": judge, "settings": " ".join(sets) or "(the benchmark's DDPM)",
         "sampler": f"{sampling['sampler']}{sampling['steps'] if sampling['sampler'] == 'ddim' else ''} "
                    f"eta {sampling['eta']:g}",
         "budget_s": record["budget"], "cpu_seconds": round(record["cpu_seconds"], 1), "steps": record["trained_steps"],
@@ -255,8 +266,8 @@ def summary_row(name: str, sets: list[str], record: dict, table: pd.DataFrame, r
 
 
 def write_row(csv: Path, row: dict) -> None:
-    """Replace this variant's row in ``csv`` (variants may finish side by side)."""
-    replace_row(csv, "variant", row)
+    """Replace this variant's row under its judge in ``csv`` (variants may finish side by side)."""
+    replace_row(csv, ["variant", "judge"], row)
 
 
 def figure(out: Path, data: Data, cases) -> None:
@@ -294,6 +305,10 @@ def main(argv=None) -> int:
     p.add_argument("--probe-every", type=int, default=100, help="steps between probe evaluations (and checkpoints)")
     p.add_argument("--model-from", help="a variant with the same ddpm: settings whose trained model to reuse "
                                         "(for variants that change only sampling)")
+    p.add_argument("--judge", default=JUDGE, help=f"the frozen real-data model's name (default {JUDGE}: the "
+                                                  "config's nnunet settings); cached in <out>/<judge>")
+    p.add_argument("--judge-set", action="append", default=[],
+                   help="key=value of the judge's nnunet settings, e.g. nnunet.predict.lung_margin_mm=3")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe")
     p.add_argument("--csv", type=Path, default=ROOT / "docs" / "benchmark" / "ddpm_ab.csv")
     args = p.parse_args(argv)
@@ -312,12 +327,16 @@ def main(argv=None) -> int:
                              args.probe_every)
     log.info("%s: %d steps in %.0f CPU s (%.2f patches/s)", args.name, record["trained_steps"],
              record["cpu_seconds"], record["patches_per_s"])
-    model = frozen_model(data, config, args.out / "frozen-model", args.threads)
+    if any(not s.startswith("nnunet.") for s in args.judge_set):
+        raise SystemExit("--judge-set takes nnunet.* keys only")
+    judge = with_sets(config, args.judge_set)
+    model = frozen_model(data, judge, args.out / args.judge, args.threads)
     cases = data.split["validation"][: args.masks]
-    real = real_reference(data, config, args.out / "frozen-model", model, cases, args.threads)
-    table = sample_and_score(data, config, out, model, cases, args.seeds, args.threads,
+    real = real_reference(data, judge, args.out / args.judge, model, cases, args.threads)
+    table = sample_and_score(data, config, judge, out, model, cases, args.seeds, args.threads,
                              execution["sampling_window_batch"])
-    row = summary_row(args.name, args.set, record, table, real, config["sampling"])
+    write_csv(out / ("volumes.csv" if args.judge == JUDGE else f"volumes-{args.judge}.csv"), table.reset_index())
+    row = summary_row(args.name, args.set, record, table, real, config["sampling"], args.judge)
     write_row(args.csv, row)
     figure(out, data, cases)
     print(pd.Series(row).to_string())

@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, config_with, locked, replace_row  # noqa: E402
+from benchlib import ROOT, config_with, locked, recorded_nnunet, replace_row  # noqa: E402
 from lungsynth.arms import REFERENCE  # noqa: E402
 from lungsynth.runtime import cpu_description  # noqa: E402
 
@@ -89,14 +89,6 @@ def one_run(run: Path, config: dict, preprocessed: Path, folder: Path, seed: int
     return result
 
 
-def recorded_settings(folder: Path) -> dict:
-    """The ``nnunet`` settings a setting's cached runs used, keys added to the schema since then
-    at their defaults (which reproduce what those runs did)."""
-    from lungsynth.config import complete
-
-    return complete(yaml.safe_load((folder / "nnunet.yaml").read_text()), "nnunet")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="workflow run folder holding results/data")
@@ -117,7 +109,7 @@ def main(argv=None) -> int:
     folder = args.out / args.name
     folder.mkdir(parents=True, exist_ok=True)
     recorded = folder / "nnunet.yaml"
-    if recorded.exists() and recorded_settings(folder) != config["nnunet"]:
+    if recorded.exists() and recorded_nnunet(recorded) != config["nnunet"]:
         raise SystemExit(f"{folder}: its cached runs used other nnunet settings ({recorded}); "
                          "choose another --name or delete the folder")
     recorded.write_text(yaml.safe_dump(config["nnunet"]))
@@ -125,7 +117,7 @@ def main(argv=None) -> int:
     source = None
     if args.model_from:
         source = args.out / args.model_from
-        theirs = recorded_settings(source)
+        theirs = recorded_nnunet(source / "nnunet.yaml")
         for part in ("plan", "train"):
             if theirs[part] != config["nnunet"][part]:
                 raise SystemExit(f"--model-from {args.model_from}: its nnunet.{part} settings differ from this setting's")

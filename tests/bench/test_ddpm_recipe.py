@@ -73,6 +73,20 @@ def test_a_variant_trains_in_its_cpu_budget_and_writes_one_row(run_folder, tmp_p
     assert table.loc["eta1", "steps"] == table.loc["base", "steps"] and table.loc["eta1", "sampler"].endswith("eta 1")
     with pytest.raises(SystemExit, match="differ"):
         module.main(["--name", "bad", "--set", "ddpm.training.lr_schedule=cosine", "--model-from", "base", *common])
+    # another judge scores the same volumes again: its own cached model, a row of its own
+    volumes = sorted(p.stat().st_mtime_ns for p in (out / "base" / "volumes").glob("*.nii.gz"))
+    strong = ["--judge", "judge4", "--judge-set", "nnunet.train.iterations_per_epoch=4"]
+    assert module.main(["--name", "base", *strong, *common]) == 0
+    assert sorted(p.stat().st_mtime_ns for p in (out / "base" / "volumes").glob("*.nii.gz")) == volumes
+    judge = json.loads((out / "judge4" / "model" / "run.json").read_text())
+    assert judge["train"]["iterations_per_epoch"] == 4
+    table = pd.read_csv(csv)
+    assert len(table) == 4 and sorted(table.loc[table["variant"] == "base", "judge"]) == ["frozen-model", "judge4"]
+    assert (out / "base" / "volumes-judge4.csv").exists()
+    with pytest.raises(SystemExit, match="other nnunet settings"):   # a judge's name keeps its settings
+        module.main(["--name", "base", "--judge", "judge4", *common])
+    with pytest.raises(SystemExit, match="nnunet"):
+        module.main(["--name", "base", "--judge", "j", "--judge-set", "ddpm.training.steps=3", *common])
 
 
 def test_unknown_key_in_set_is_refused(run_folder, tmp_path):
