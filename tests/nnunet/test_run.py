@@ -327,3 +327,31 @@ def test_predict_cases_cuts_to_the_lung_only_when_the_margin_is_set(runs, toy_ca
     image, geometry = read_nifti(images["toy005"])
     assert calls == [(2.5, -500.0, image.shape, tuple(geometry.spacing[::-1]))]
     assert not read_nifti(written["toy005"])[0].any()   # what the restriction returned is what was written
+
+
+def test_without_deep_supervision_only_the_full_resolution_output_is_trained_and_the_run_predicts(
+        preprocessed, toy_cases, tmp_path, monkeypatch):
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    settings = preprocessed["settings"]
+    assert settings.train.deep_supervision is True          # nnU-Net's default
+    shapes = {}
+    original = nnUNetTrainer.train_step
+
+    def spy(self, batch):
+        shapes.setdefault(self.enable_deep_supervision, [tuple(t.shape) for t in
+                                                          (batch["target"] if isinstance(batch["target"], list)
+                                                           else [batch["target"]])])
+        return original(self, batch)
+
+    monkeypatch.setattr(nnUNetTrainer, "train_step", spy)
+    for flag in (True, False):
+        train_run(preprocessed["dataset"], tmp_path / f"ds-{flag}", settings.plan,
+                  settings.train.replace(deep_supervision=flag, epochs=1), seed=3)
+    assert len(shapes[True]) > 1 and shapes[False] == shapes[True][:1]   # one target, at full resolution
+    log = next((tmp_path / "ds-False").rglob("training_log_*.txt")).read_text()
+    assert "deep supervision: False" in log
+    written = predict_cases(tmp_path / "ds-False", {"toy005": toy_cases["toy005"][0]}, tmp_path / "pred",
+                            settings.predict)
+    prediction = read_nifti(written["toy005"])[0]
+    assert prediction.shape == read_nifti(toy_cases["toy005"][0])[0].shape

@@ -46,6 +46,7 @@ class TrainSettings(Section):
     oversampling: str
     augmentation_workers: int
     bf16: bool
+    deep_supervision: bool
 
 
 @dataclass(frozen=True)

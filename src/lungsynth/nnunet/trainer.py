@@ -51,12 +51,16 @@ class nnUNetTrainer_lungsynth(nnUNetTrainer):  # noqa: N801 (nnU-Net's naming sc
         # share of each batch forced to contain foreground (nnU-Net: 0.33); read by get_dataloaders()
         self.oversample_foreground_percent = float(train.oversample_foreground)
         self.probabilistic_oversampling = train.oversampling == "probabilistic"
+        # read by initialize() (network, loss) and the data loaders (target scales), as in
+        # nnU-Net's nnUNetTrainerNoDeepSupervision
+        self.enable_deep_supervision = bool(train.deep_supervision)
         self.seed = int(seed)
         self.cpu_bf16 = self.device.type == "cpu" and bf16_is_used(self.device, train.bf16)
         self.print_to_log_file(f"lungsynth: seed {self.seed}, {self.num_epochs} epochs x "
                                f"{self.num_iterations_per_epoch} iterations "
                                f"(+{self.num_val_iterations_per_epoch} validation iterations), "
-                               f"bf16 autocast on the CPU: {self.cpu_bf16}; "
+                               f"bf16 autocast on the CPU: {self.cpu_bf16}, "
+                               f"deep supervision: {self.enable_deep_supervision}; "
                                f"{foreground_oversampling(train, self.configuration_manager.batch_size)}")
 
     def initialize(self):
