@@ -166,6 +166,21 @@ def frozen_model(data: Data, config: dict, out: Path, threads: int) -> Path:
     return model
 
 
+def judge_model(data: Data, config: dict, out: Path, name: str, sets: list[str], threads: int) -> tuple[dict, Path]:
+    """The judge ``name``: ``config`` with its ``nnunet.*`` changes, and its frozen model in ``out/name``."""
+    if any(not s.startswith("nnunet.") for s in sets):
+        raise SystemExit("--judge-set takes nnunet.* keys only")
+    judge = with_sets(config, sets)
+    return judge, frozen_model(data, judge, out / name, threads)
+
+
+def add_judge_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--judge", default=JUDGE, help=f"the frozen real-data model's name (default {JUDGE}: the "
+                                                  "config's nnunet settings); cached in <out>/<judge>")
+    p.add_argument("--judge-set", action="append", default=[],
+                   help="key=value of the judge's nnunet settings, e.g. nnunet.predict.lung_margin_mm=3")
+
+
 def segmentation_scores(model: Path, images, masks, config: dict, threads: int) -> pd.DataFrame:
     """The frozen model's Dice and false-positive voxels on each ``(image, mask)``."""
     from lungsynth.cases import case_id_of
@@ -305,10 +320,7 @@ def main(argv=None) -> int:
     p.add_argument("--probe-every", type=int, default=100, help="steps between probe evaluations (and checkpoints)")
     p.add_argument("--model-from", help="a variant with the same ddpm: settings whose trained model to reuse "
                                         "(for variants that change only sampling)")
-    p.add_argument("--judge", default=JUDGE, help=f"the frozen real-data model's name (default {JUDGE}: the "
-                                                  "config's nnunet settings); cached in <out>/<judge>")
-    p.add_argument("--judge-set", action="append", default=[],
-                   help="key=value of the judge's nnunet settings, e.g. nnunet.predict.lung_margin_mm=3")
+    add_judge_arguments(p)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe")
     p.add_argument("--csv", type=Path, default=ROOT / "docs" / "benchmark" / "ddpm_ab.csv")
     args = p.parse_args(argv)
@@ -327,10 +339,7 @@ def main(argv=None) -> int:
                              args.probe_every)
     log.info("%s: %d steps in %.0f CPU s (%.2f patches/s)", args.name, record["trained_steps"],
              record["cpu_seconds"], record["patches_per_s"])
-    if any(not s.startswith("nnunet.") for s in args.judge_set):
-        raise SystemExit("--judge-set takes nnunet.* keys only")
-    judge = with_sets(config, args.judge_set)
-    model = frozen_model(data, judge, args.out / args.judge, args.threads)
+    judge, model = judge_model(data, config, args.out, args.judge, args.judge_set, args.threads)
     cases = data.split["validation"][: args.masks]
     real = real_reference(data, judge, args.out / args.judge, model, cases, args.threads)
     table = sample_and_score(data, config, judge, out, model, cases, args.seeds, args.threads,

@@ -6,7 +6,8 @@ For each set (``results/synthetic/general``, ``targeted``) of a workflow run: th
 segmentation model of ``bench/ddpm_recipe.py`` (trained once, cached) predicts every volume; its Dice
 against the conditioning mask and its false-positive voxels are divided by its figures on the real
 validation crops (fidelity ratio, FP ratio); the lung HU Wasserstein distance is given beside the
-real-vs-real one, and the nodule-like blob count as a ratio to the real crops'. One row per set.
+real-vs-real one, and the nodule-like blob count as a ratio to the real crops'. One row per set and
+judge (``--judge``/``--judge-set`` as in ``bench/ddpm_recipe.py``).
 """
 
 from __future__ import annotations
@@ -50,18 +51,19 @@ def main(argv=None) -> int:
     p.add_argument("--sets", nargs="+", default=["general", "targeted"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--label", default="", help="a note for the rows (e.g. which DDPM made the sets)")
+    recipe.add_judge_arguments(p)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe")
     p.add_argument("--csv", type=Path, default=ROOT / "docs" / "benchmark" / "fidelity.csv")
     args = p.parse_args(argv)
     config = config_with(args.config, [])
     data = recipe.Data(args.run)
-    model = recipe.frozen_model(data, config, args.out / "frozen-model", args.threads)
+    judge, model = recipe.judge_model(data, config, args.out, args.judge, args.judge_set, args.threads)
     cases = data.split["validation"]
-    real = recipe.real_reference(data, config, args.out / "frozen-model", model, cases, args.threads)
+    real = recipe.real_reference(data, judge, args.out / args.judge, model, cases, args.threads)
     for name in args.sets:
-        table = score_set(args.run / "results" / "synthetic" / name, data, config, model, args.threads)
+        table = score_set(args.run / "results" / "synthetic" / name, data, judge, model, args.threads)
         mean = table.mean(numeric_only=True)
-        row = {"set": name, "label": args.label, "volumes": len(table),
+        row = {"set": name, "label": args.label, "judge": args.judge, "volumes": len(table),
                "fidelity_dice": mean["dice"], "real_dice": real["dice"],
                "fidelity_ratio": recipe.ratio(mean["dice"], real["dice"]),
                "fp_voxels": mean["fp_voxels"], "real_fp_voxels": real["fp_voxels"],
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
                "wasserstein_lung_hu": mean["wasserstein_lung_hu"], "real_wasserstein_lung_hu": real["wasserstein_lung_hu"],
                "blobs": mean["blobs"], "real_blobs": real["blobs"], "blob_ratio": recipe.ratio(mean["blobs"], real["blobs"]),
                "contrast_hu": mean["contrast_hu"], "real_contrast_hu": real["contrast_hu"], "cpu": cpu_description()}
-        replace_row(args.csv, "set", {**row, "set": f"{name}{' ' + args.label if args.label else ''}"})
+        replace_row(args.csv, ["set", "judge"], {**row, "set": f"{name}{' ' + args.label if args.label else ''}"})
         print(pd.Series(row).to_string())
     return 0
 
