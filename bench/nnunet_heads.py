@@ -10,7 +10,8 @@ one patch of the plan's size centred on each test nodule (nnU-Net's own preproce
 records the highest foreground probability of each output: a run whose full-resolution output
 stays near 0 while its lower-resolution outputs reach 1 has a dead full-resolution head, and the
 loss, which sums all outputs, does not show it. One row per run: its test Dice and the mean over
-test nodules of each output's highest foreground probability.
+test nodules of each output's highest foreground probability. (A run trained without deep
+supervision has untrained lower outputs; there only the full-resolution one is judged.)
 """
 
 from __future__ import annotations
@@ -102,11 +103,15 @@ def main(argv=None) -> int:
         for model in runs:
             maxima = head_maxima(model, images, masks)
             result = json.loads((model.parent / "result.json").read_text())
+            supervised = json.loads((model / "run.json").read_text())["train"].get("deep_supervision", True)
             row = {"setting": setting, "seed": result["seed"], "test_dice": round(result["test_dice"], 4),
+                   "deep_supervision": supervised,
                    "nodules": len(maxima),
                    **{f"output{i}_max_fg": round(float(v), 3) for i, v in enumerate(maxima.mean(0))},
                    "cpu": cpu_description()}
-            row["dead_full_resolution_head"] = bool(maxima.mean(0)[0] < 0.5 <= maxima.mean(0)[1:].max(initial=0))
+            # trained without deep supervision, the lower outputs are untrained layers: only the top one counts
+            lower = maxima.mean(0)[1:].max(initial=0) if supervised else 1.0
+            row["dead_full_resolution_head"] = bool(maxima.mean(0)[0] < 0.5 <= lower)
             replace_row(args.csv, ["setting", "seed"], row)
             print(" ".join(f"{k}={v}" for k, v in row.items() if k != "cpu"))
     return 0
