@@ -2,13 +2,21 @@
 # The DDPM A/B table (docs/benchmark/ddpm_ab.csv): every variant of the benchmark's DDPM in the same
 # CPU budget, two side by side on one thread each, resumable (a variant already in the CSV is
 # recomputed only from its cached training and volumes).
-#   bench/ddpm_ab.sh [runs/benchmark] [budget seconds]
+#   bench/ddpm_ab.sh [runs/benchmark] [budget seconds]          (JUDGE=strong: the second judge)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/benchmark}
 BUDGET=${2:-900}
 PY=${PYTHON:-.venv/bin/python}
 H="$PY bench/ddpm_recipe.py --run $RUN --config config/benchmark.yaml --budget $BUDGET --threads 1"
+# the two judges of docs/benchmark/ddpm_ab.csv, as settings over config/benchmark.yaml; JUDGE=strong
+# scores the cached variants again with the second (nothing trains or samples again)
+WEAK="--judge frozen-model --judge-set nnunet.train.epochs=24 --judge-set nnunet.train.bf16=false
+  --judge-set nnunet.predict.bf16=false --judge-set nnunet.predict.checkpoint=checkpoint_final.pth
+  --judge-set nnunet.predict.lung_margin_mm=null"
+STRONG="--judge judge1200-lung3 --judge-set nnunet.train.epochs=48
+  --judge-set nnunet.predict.checkpoint=checkpoint_final.pth"
+if [[ ${JUDGE:-weak} == strong ]]; then H="$H $STRONG"; else H="$H $WEAK"; fi
 
 trained=(
   "base"
