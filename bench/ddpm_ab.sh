@@ -11,11 +11,12 @@ PY=${PYTHON:-.venv/bin/python}
 H="$PY bench/ddpm_recipe.py --run $RUN --config config/benchmark.yaml --budget $BUDGET --threads 1"
 # the two judges of docs/benchmark/ddpm_ab.csv, as settings over config/benchmark.yaml; JUDGE=strong
 # scores the cached variants again with the second (nothing trains or samples again)
-WEAK="--judge frozen-model --judge-set nnunet.train.epochs=24 --judge-set nnunet.train.bf16=false
+WEAK="--judge frozen-model --judge-set nnunet.train.epochs=24 --judge-set nnunet.train.initial_lr=0.01
+  --judge-set nnunet.train.bf16=false
   --judge-set nnunet.predict.bf16=false --judge-set nnunet.predict.checkpoint=checkpoint_final.pth
   --judge-set nnunet.predict.lung_margin_mm=null"
-STRONG="--judge judge1200-lung3 --judge-set nnunet.train.epochs=48
-  --judge-set nnunet.predict.checkpoint=checkpoint_final.pth"
+STRONG="--judge judge1200-lung3 --judge-set nnunet.train.epochs=48 --judge-set nnunet.train.initial_lr=0.01
+  --judge-set nnunet.predict.checkpoint=checkpoint_final.pth --judge-set nnunet.predict.lung_margin_mm=3"
 if [[ ${JUDGE:-weak} == strong ]]; then H="$H $STRONG"; else H="$H $WEAK"; fi
 
 trained=(
