@@ -63,6 +63,7 @@ def recorded_nnunet(path: Path) -> dict:
 
 def replace_row(csv: Path, key: str | list[str], row: dict) -> None:
     """Replace the row whose ``key`` column(s) equal ``row``'s in ``csv`` (locked)."""
+    import numpy as np
     import pandas as pd
 
     from lungsynth.io import write_csv
@@ -70,9 +71,7 @@ def replace_row(csv: Path, key: str | list[str], row: dict) -> None:
     keys = [key] if isinstance(key, str) else list(key)
     with locked(csv.with_name(f".{csv.name}.lock")):
         table = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
-        if len(table):
-            same = pd.Series(True, index=table.index)
-            for k in keys:
-                same &= table[k].astype(str) == str(row[k]) if k in table else False
+        if len(table) and all(k in table for k in keys):   # a key column the table lacks: no row is the same
+            same = np.logical_and.reduce([table[k].astype(str) == str(row[k]) for k in keys])
             table = table[~same]
         write_csv(csv, pd.concat([table, pd.DataFrame([row])], ignore_index=True), float_format="%.4g")

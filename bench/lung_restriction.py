@@ -40,6 +40,8 @@ def score(run: Path, study: Path, settings: list[str], margins: list[float]) -> 
         hu, geometry = read_nifti(data / "images" / f"{name}.nii.gz")
         spacing = spacing_zyx(geometry)
         to_lung = distance_to_lung_mm(hu, spacing)
+        if to_lung is None:   # no lung found: the post-processing keeps such a prediction whole
+            to_lung = np.zeros(hu.shape)
         return read_nifti(data / "masks" / f"{name}.nii.gz")[0] > 0, to_lung
 
     rows = []

@@ -30,8 +30,10 @@ from lungsynth.runtime import cpu_description  # noqa: E402
 
 
 def network_with_heads(model_dir: Path):
-    """The run's network with every deep-supervision output enabled, its final weights loaded."""
+    """The run's network with every deep-supervision output enabled, its final weights loaded, and
+    the plans its input is preprocessed with: ``(network, plans, configuration, dataset_json)``."""
     import torch
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from lungsynth.nnunet.run import FOLD, trained_model_folder
@@ -40,11 +42,13 @@ def network_with_heads(model_dir: Path):
     folder = trained_model_folder(model_dir)
     checkpoint = torch.load(folder / f"fold_{FOLD}" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     plans = PlansManager(json.loads((folder / "plans.json").read_text()))
+    dataset_json = json.loads((folder / "dataset.json").read_text())
     configuration = plans.get_configuration(checkpoint["init_args"]["configuration"])
-    network = nnUNetTrainer_lungsynth.build_network_architecture(plans, configuration, 1, 2,
-                                                                 enable_deep_supervision=True)
+    network = nnUNetTrainer_lungsynth.build_network_architecture(
+        plans, configuration, determine_num_input_channels(plans, configuration, dataset_json),
+        plans.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=True)
     network.load_state_dict(checkpoint["network_weights"])
-    return network.eval(), configuration.patch_size
+    return network.eval(), plans, configuration, dataset_json
 
 
 def centred_patch(data: np.ndarray, centre, size) -> np.ndarray:
@@ -60,25 +64,24 @@ def centred_patch(data: np.ndarray, centre, size) -> np.ndarray:
     return out
 
 
-def head_maxima(model_dir: Path, images: dict, masks: dict) -> np.ndarray:
-    """``(cases, outputs)``: the highest foreground probability of each output on each nodule patch."""
+def nodule_patches(plans, configuration, dataset_json, images: dict, masks: dict) -> list[np.ndarray]:
+    """One patch of the plan's size around each nodule, preprocessed as nnU-Net does for these plans."""
+    preprocessor = configuration.preprocessor_class(verbose=False)
+    patches = []
+    for case in sorted(images):
+        data, seg, _ = preprocessor.run_case([str(images[case])], str(masks[case]), plans, configuration,
+                                             dataset_json)
+        if (seg[0] > 0).any():
+            patches.append(centred_patch(data, np.argwhere(seg[0] > 0).mean(0), configuration.patch_size))
+    return patches
+
+
+def head_maxima(network, patches: list[np.ndarray]) -> np.ndarray:
+    """``(patches, outputs)``: the highest foreground probability of each output on each patch."""
     import torch
 
-    from lungsynth.nnunet.environment import nnunet_environment
-    from lungsynth.nnunet.run import load_predictor
-    from lungsynth.nnunet.settings import PredictSettings
-
-    network, patch_size = network_with_heads(model_dir)
-    with nnunet_environment():
-        predictor = load_predictor(model_dir, PredictSettings.from_config({"bf16": False}))
-    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
     rows = []
-    for case in sorted(images):
-        data, seg, _ = preprocessor.run_case([str(images[case])], str(masks[case]), predictor.plans_manager,
-                                             predictor.configuration_manager, predictor.dataset_json)
-        if not (seg[0] > 0).any():
-            continue
-        patch = centred_patch(data, np.argwhere(seg[0] > 0).mean(0), patch_size)
+    for patch in patches:
         with torch.no_grad():
             outputs = network(torch.from_numpy(patch[None]).float())
         rows.append([float(torch.softmax(o.float(), 1)[0, 1].max()) for o in outputs])
@@ -96,12 +99,17 @@ def main(argv=None) -> int:
     test = json.loads((data / "splits.json").read_text())["test"]
     images = {c: data / "images" / f"{c}.nii.gz" for c in test}
     masks = {c: data / "masks" / f"{c}.nii.gz" for c in test}
+    patches = {}   # preprocessed once per plan, not once per run
     for setting in args.settings:
         runs = sorted((args.study / setting).glob("seed*/model"))
         if not runs:
             raise SystemExit(f"{args.study / setting}: no trained runs (a --model-from setting has none of its own)")
         for model in runs:
-            maxima = head_maxima(model, images, masks)
+            network, plans, configuration, dataset_json = network_with_heads(model)
+            key = json.dumps(plans.plans, sort_keys=True, default=str)
+            if key not in patches:
+                patches[key] = nodule_patches(plans, configuration, dataset_json, images, masks)
+            maxima = head_maxima(network, patches[key])
             result = json.loads((model.parent / "result.json").read_text())
             supervised = json.loads((model / "run.json").read_text())["train"].get("deep_supervision", True)
             row = {"setting": setting, "seed": result["seed"], "test_dice": round(result["test_dice"], 4),
