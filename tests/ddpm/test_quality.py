@@ -93,3 +93,22 @@ def test_nodule_like_blobs_count_small_dense_spots_in_the_lung_outside_the_mask(
     z, y, x = inside[len(inside) // 2]
     big[z - 2:z + 3, y - 3:y + 4, x - 3:x + 4] = 40   # 245 voxels: a nodule, not a blob
     assert nodule_like_blobs(big, nodule, spacing) == before
+
+
+def test_residual_amplitude_separates_layout_from_texture_and_shrinks_towards_the_reference():
+    from lungsynth.ddpm.quality import residual_amplitude
+
+    rng = np.random.default_rng(0)
+    reference = np.full((24, 24, 24), -500.0, np.float32)
+    layout = np.zeros_like(reference)
+    layout[:, :12] = -300.0                       # a lung where the mean crop has a blend
+    texture = rng.normal(0, 50, reference.shape).astype(np.float32)
+    real = residual_amplitude(reference + layout + texture, reference)
+    shrunk = residual_amplitude(reference + 0.5 * (layout + texture), reference)
+    assert real["coarse_sd_hu"] > 100             # the layout step (sd 150) is coarse
+    assert 35 < real["fine_sd_hu"] < 80           # the texture (sd 50) and the step's edge
+    assert shrunk["coarse_sd_hu"] == pytest.approx(0.5 * real["coarse_sd_hu"], rel=0.05)
+    assert shrunk["fine_sd_hu"] < 0.6 * real["fine_sd_hu"]
+    assert residual_amplitude(reference, reference) == {"coarse_sd_hu": 0.0, "fine_sd_hu": 0.0}
+    with pytest.raises(ValueError, match="differ"):
+        residual_amplitude(reference, reference[:-1])

@@ -135,3 +135,20 @@ def nodule_like_blobs(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float]
         return 0
     sizes = np.bincount(labels.ravel())[1:]
     return int(np.count_nonzero((sizes >= min_voxels) & (sizes <= max_voxels)))
+
+
+def residual_amplitude(hu: np.ndarray, reference: np.ndarray, sigma_voxels: float = 3.0) -> dict:
+    """How far a volume departs from a reference volume (the mean training crop), in HU.
+
+    The standard deviation of ``hu - reference``, split into a coarse part (Gaussian low-pass of
+    ``sigma_voxels``: where lung, body and air lie) and the fine rest (texture, vessels). A
+    generator that regresses to the mean training crop draws both far smaller than the real crops
+    do, and its lung HU distribution is then the mean crop's, brighter than any real lung.
+    """
+    hu = np.asarray(hu, np.float32)
+    reference = np.asarray(reference, np.float32)
+    if hu.shape != reference.shape:
+        raise ValueError(f"volume {hu.shape} and reference {reference.shape} differ")
+    residual = hu - reference
+    coarse = ndimage.gaussian_filter(residual, sigma_voxels)
+    return {"coarse_sd_hu": float(coarse.std()), "fine_sd_hu": float((residual - coarse).std())}
