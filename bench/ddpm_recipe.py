@@ -28,6 +28,7 @@ Variants may run side by side (one thread each); the frozen model and the CSV ar
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import logging
@@ -297,6 +298,24 @@ def figure(out: Path, data: Data, cases) -> None:
     save_figure(out / "samples.png", samples_grid(shown, title=f"{out.name} (PHANTOM, NOT PATIENT DATA)"))
 
 
+def check_cached_settings(out: Path, config: dict) -> None:
+    """Refuse to rescore a cached variant under other ``ddpm:``/``sampling:`` settings (e.g. after
+    the overlay it was trained with changed): its model and volumes are those of the old ones."""
+    recorded = out / "config.yaml"
+    if not recorded.exists() or not (out / "training.json").exists():
+        return
+    def relevant(settings: dict) -> dict:   # the budget, not ddpm.training.steps, ends a training
+        settings = copy.deepcopy(settings)
+        settings.get("training", {}).pop("steps", None)
+        return settings
+
+    theirs = yaml.safe_load(recorded.read_text())
+    for section in ("ddpm", "sampling"):
+        if relevant(theirs.get(section) or {}) != relevant(config[section]):
+            raise SystemExit(f"{out}: cached under other {section}: settings than this variant's "
+                             f"(see {recorded}); give the settings it was made with, or a new --name")
+
+
 def reuse(source: Path, out: Path, ddpm: dict) -> None:
     """Link another variant's trained model into ``out``: allowed only for the same ``ddpm:``."""
     theirs = yaml.safe_load((source / "config.yaml").read_text())["ddpm"]
@@ -331,6 +350,7 @@ def main(argv=None) -> int:
     data = Data(args.run)
     out = args.out / args.name
     out.mkdir(parents=True, exist_ok=True)
+    check_cached_settings(out, config)
     (out / "config.yaml").write_text(yaml.safe_dump({k: config[k] for k in ("ddpm", "sampling", "execution")}))
     execution = config["execution"]
     if args.model_from:

@@ -73,6 +73,8 @@ def test_a_variant_trains_in_its_cpu_budget_and_writes_one_row(run_folder, tmp_p
     assert table.loc["eta1", "steps"] == table.loc["base", "steps"] and table.loc["eta1", "sampler"].endswith("eta 1")
     with pytest.raises(SystemExit, match="differ"):
         module.main(["--name", "bad", "--set", "ddpm.training.lr_schedule=cosine", "--model-from", "base", *common])
+    with pytest.raises(SystemExit, match="cached under other ddpm"):   # its model is base's, not cosine's
+        module.main(["--name", "base", "--set", "ddpm.training.lr_schedule=cosine", *common])
     # another judge scores the same volumes again: its own cached model, a row of its own
     volumes = sorted(p.stat().st_mtime_ns for p in (out / "base" / "volumes").glob("*.nii.gz"))
     strong = ["--judge", "judge4", "--judge-set", "nnunet.train.iterations_per_epoch=4"]
