@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         row = {"set": name, "volumes": len(volumes),
                "coarse_ratio": synthetic["coarse_sd_hu"] / real["coarse_sd_hu"],
                "fine_ratio": synthetic["fine_sd_hu"] / real["fine_sd_hu"],
-               **{f"{k}": v for k, v in synthetic.items()}, **{f"real_{k}": v for k, v in real.items()},
+               **synthetic, **{f"real_{k}": v for k, v in real.items()},
                "mean_crop_lung_fraction": mean_lung["lung_fraction"],
                "mean_crop_lung_median_hu": mean_lung["lung_median_hu"],
                "cpu": cpu_description()}
