@@ -27,6 +27,7 @@ trained=(
   "lr-cosine ddpm.training.lr_schedule=cosine"
   "min-snr ddpm.training.loss_weighting=min_snr"
   "t-logit-normal ddpm.training.timestep_sampling=logit_normal"
+  "t-logit-normal-high ddpm.training.timestep_sampling=logit_normal ddpm.training.logit_normal_location=1.0"
   "t-stratified ddpm.training.timestep_sampling=stratified"
   "unit-std ddpm.intensity.unit_std=true"
   "levels4 ddpm.network.channels=[16,32,64,128]"

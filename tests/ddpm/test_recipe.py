@@ -60,6 +60,17 @@ def test_stratified_timesteps_put_one_in_each_stratum_and_logit_normal_favours_t
     assert abs(((uniform > 250) & (uniform < 750)).float().mean() - 0.5) < 0.02
 
 
+
+def test_logit_normal_location_moves_training_steps_to_higher_noise():
+    g = torch.Generator().manual_seed(0)
+    centred = draw_timesteps(20000, 1000, "logit_normal", g).float()
+    shifted = draw_timesteps(20000, 1000, "logit_normal", g, location=1.0).float()
+    assert abs(centred.median() - 500) < 15
+    assert abs(shifted.median() - 1000 * torch.sigmoid(torch.tensor(1.0))) < 15   # sigmoid(1) = 0.73
+    assert ((shifted >= 500) & (shifted < 900)).float().mean() > ((centred >= 500) & (centred < 900)).float().mean()
+    assert shifted.max() <= 999
+
+
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_clipped_prediction_implies_the_clipped_x0_per_voxel(prediction_type):
     g = torch.Generator().manual_seed(1)

@@ -91,6 +91,7 @@ class TrainingSettings(Section):
     lr_schedule: str
     lr_power: float
     timestep_sampling: str
+    logit_normal_location: float
     loss_weighting: str
     min_snr_gamma: float
     ema_decay: float
