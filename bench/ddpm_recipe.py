@@ -304,14 +304,18 @@ def check_cached_settings(out: Path, config: dict) -> None:
     recorded = out / "config.yaml"
     if not recorded.exists() or not (out / "training.json").exists():
         return
-    def relevant(settings: dict) -> dict:   # the budget, not ddpm.training.steps, ends a training
-        settings = copy.deepcopy(settings)
+    from lungsynth.config import complete
+
+    def relevant(settings: dict, section: str) -> dict:
+        """Keys added to the schema since at their defaults (which reproduce what the cached run
+        did); not ddpm.training.steps: the budget ends a training."""
+        settings = copy.deepcopy(complete(settings, section))
         settings.get("training", {}).pop("steps", None)
         return settings
 
     theirs = yaml.safe_load(recorded.read_text())
     for section in ("ddpm", "sampling"):
-        if relevant(theirs.get(section) or {}) != relevant(config[section]):
+        if relevant(theirs.get(section) or {}, section) != relevant(config[section], section):
             raise SystemExit(f"{out}: cached under other {section}: settings than this variant's "
                              f"(see {recorded}); give the settings it was made with, or a new --name")
 
