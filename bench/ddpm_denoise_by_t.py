@@ -28,7 +28,7 @@ from lungsynth.ddpm.checkpoint import load_model  # noqa: E402
 from lungsynth.ddpm.coordinates import whole_condition  # noqa: E402
 from lungsynth.ddpm.intensity import hu_to_model, model_to_hu  # noqa: E402
 from lungsynth.ddpm.quality import residual_amplitude  # noqa: E402
-from lungsynth.ddpm.sample import Denoiser  # noqa: E402
+from lungsynth.ddpm.sample import Denoiser, implied_x0  # noqa: E402
 from lungsynth.ddpm.schedule import training_scheduler  # noqa: E402
 from lungsynth.io import read_nifti  # noqa: E402
 from lungsynth.runtime import cpu_description  # noqa: E402
@@ -36,33 +36,32 @@ from lungsynth.runtime import cpu_description  # noqa: E402
 TIMESTEPS = (50, 200, 400, 600, 800, 950)
 
 
-def predicted_x0(loaded, hu: np.ndarray, mask: np.ndarray, t: int, generator: torch.Generator) -> np.ndarray:
-    """The net's x_0 (HU) from the crop noised to ``t``, as training noises it."""
-    alpha_bar = training_scheduler(loaded.schedule).alphas_cumprod[t]
-    a, b = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
-    x0 = hu_to_model(torch.from_numpy(hu), loaded.intensity)
-    mean = loaded.mean_image if loaded.mean_image is not None else torch.zeros_like(x0)
-    residual = (x0 - mean) * loaded.data_scale
-    x_t = (a * residual + b * torch.randn(residual.shape, generator=generator))[None, None]
-    output = Denoiser(loaded.model, whole_condition(mask))(x_t, t)
-    if loaded.schedule.prediction_type == "v_prediction":
-        predicted = a * x_t - b * output
-    else:
-        predicted = (x_t - b * output) / a
-    return model_to_hu(predicted[0, 0] / loaded.data_scale + mean, loaded.intensity).numpy()
+def predicted_x0(loaded, scheduler, denoise: Denoiser, hu: np.ndarray, t: int,
+                 generator: torch.Generator) -> np.ndarray:
+    """The net's x_0 (HU) from the crop noised to ``t`` as training noises it (its residual to the
+    mean crop, scaled); ``denoise`` holds the crop's mask condition."""
+    mean = loaded.mean_image if loaded.mean_image is not None else torch.zeros(hu.shape)
+    residual = ((hu_to_model(torch.from_numpy(hu), loaded.intensity) - mean) * loaded.data_scale)[None, None]
+    timestep = torch.tensor([t])
+    x_t = scheduler.add_noise(residual, torch.randn(residual.shape, generator=generator), timestep)
+    x0 = implied_x0(denoise(x_t, t), x_t, scheduler.alphas_cumprod[t], loaded.schedule.prediction_type)
+    return model_to_hu(x0[0, 0] / loaded.data_scale + mean, loaded.intensity).numpy()
 
 
 def by_timestep(loaded, crops: list[tuple[np.ndarray, np.ndarray]], timesteps, seed: int = 0) -> list[dict]:
     """One row per timestep: the mean over ``crops`` ``(hu, mask)`` of the prediction's figures."""
     generator = torch.Generator().manual_seed(seed)
+    scheduler = training_scheduler(loaded.schedule)
     mean = loaded.mean_image if loaded.mean_image is not None else torch.zeros(crops[0][0].shape)
     mean_hu = model_to_hu(mean, loaded.intensity).numpy()
+    denoisers = [Denoiser(loaded.model, whole_condition(mask)) for _, mask in crops]
+    truths = [residual_amplitude(hu, mean_hu) for hu, _ in crops]
     rows = []
     for t in timesteps:
         figures = []
-        for hu, mask in crops:
-            prediction = predicted_x0(loaded, hu, mask, int(t), generator)
-            got, truth = residual_amplitude(prediction, mean_hu), residual_amplitude(hu, mean_hu)
+        for (hu, _), denoise, truth in zip(crops, denoisers, truths):
+            prediction = predicted_x0(loaded, scheduler, denoise, hu, int(t), generator)
+            got = residual_amplitude(prediction, mean_hu)
             lung = prediction < -400
             figures.append([got["coarse_sd_hu"] / truth["coarse_sd_hu"], got["fine_sd_hu"] / truth["fine_sd_hu"],
                             float(np.corrcoef((prediction - mean_hu).ravel(), (hu - mean_hu).ravel())[0, 1]),

@@ -147,6 +147,14 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
     return x.clamp(-1.0, 1.0)
 
 
+def implied_x0(prediction: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """The x_0 that the net's output (epsilon or v) at ``x_t`` implies, by the scheduler's formulas."""
+    a, b = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
+    if prediction_type == "v_prediction":
+        return a * x_t - b * prediction
+    return (x_t - b * prediction) / a
+
+
 def clip_prediction(prediction: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction_type: str,
                     low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """The net's output at one step with its implied x_0 clipped per voxel to ``[low, high]``.
@@ -157,13 +165,10 @@ def clip_prediction(prediction: torch.Tensor, x_t: torch.Tensor, alpha_bar: torc
     hold a residual to the mean image to the image range: the bound differs from voxel to voxel.)
     """
     a, b = alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
-    if prediction_type == "v_prediction":
-        x0 = a * x_t - b * prediction
-    else:
-        x0 = (x_t - b * prediction) / a
-    x0 = torch.maximum(torch.minimum(x0, high), low)
+    x0 = torch.maximum(torch.minimum(implied_x0(prediction, x_t, alpha_bar, prediction_type), high), low)
     epsilon = (x_t - a * x0) / b
     return a * epsilon - b * x0 if prediction_type == "v_prediction" else epsilon
+
 
 def _mask_array(mask, where: str) -> np.ndarray:
     mask = np.asarray(mask)
