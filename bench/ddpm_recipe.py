@@ -298,24 +298,26 @@ def figure(out: Path, data: Data, cases) -> None:
     save_figure(out / "samples.png", samples_grid(shown, title=f"{out.name} (PHANTOM, NOT PATIENT DATA)"))
 
 
+def comparable(settings: dict, section: str) -> dict:
+    """A ``ddpm:``/``sampling:`` section as two variants' models and volumes are compared: keys added
+    to the schema since at their defaults (which reproduce what a cached run did), and without
+    ddpm.training.steps, since the budget ends a training."""
+    from lungsynth.config import complete
+
+    settings = copy.deepcopy(complete(settings or {}, section))
+    settings.get("training", {}).pop("steps", None)
+    return settings
+
+
 def check_cached_settings(out: Path, config: dict) -> None:
     """Refuse to rescore a cached variant under other ``ddpm:``/``sampling:`` settings (e.g. after
     the overlay it was trained with changed): its model and volumes are those of the old ones."""
     recorded = out / "config.yaml"
     if not recorded.exists() or not (out / "training.json").exists():
         return
-    from lungsynth.config import complete
-
-    def relevant(settings: dict, section: str) -> dict:
-        """Keys added to the schema since at their defaults (which reproduce what the cached run
-        did); not ddpm.training.steps: the budget ends a training."""
-        settings = copy.deepcopy(complete(settings, section))
-        settings.get("training", {}).pop("steps", None)
-        return settings
-
     theirs = yaml.safe_load(recorded.read_text())
     for section in ("ddpm", "sampling"):
-        if relevant(theirs.get(section) or {}, section) != relevant(config[section], section):
+        if comparable(theirs.get(section), section) != comparable(config[section], section):
             raise SystemExit(f"{out}: cached under other {section}: settings than this variant's "
                              f"(see {recorded}); give the settings it was made with, or a new --name")
 
@@ -323,7 +325,7 @@ def check_cached_settings(out: Path, config: dict) -> None:
 def reuse(source: Path, out: Path, ddpm: dict) -> None:
     """Link another variant's trained model into ``out``: allowed only for the same ``ddpm:``."""
     theirs = yaml.safe_load((source / "config.yaml").read_text())["ddpm"]
-    if theirs != ddpm:
+    if comparable(theirs, "ddpm") != comparable(ddpm, "ddpm"):
         raise SystemExit(f"--model-from {source.name}: its ddpm settings differ from this variant's")
     for name in ("model.pt", "training.json", "probe.csv", "loss.csv"):
         if not (out / name).exists() and (source / name).exists():

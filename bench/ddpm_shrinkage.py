@@ -8,7 +8,7 @@ residual_amplitude), each as a ratio to the real crops'; the lung (HU below the 
 fraction and median HU beside the mean crop's own. A ratio well below 1 with a lung median near
 the mean crop's says the generator draws a blend of all training chests, not one chest.
 
-    .venv/bin/python bench/ddpm_shrinkage.py --run runs/benchmark \\
+    .venv/bin/python bench/ddpm_shrinkage.py --run runs/benchmark --config config/benchmark.yaml \\
         --volumes base=bench/results/recipe/base/volumes --csv docs/benchmark/ddpm_shrinkage.csv
 """
 
@@ -20,9 +20,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import replace_row  # noqa: E402
+from benchlib import config_with, replace_row  # noqa: E402
+from lungsynth.ddpm.intensity import mean_image, model_to_hu  # noqa: E402
+from lungsynth.ddpm.settings import DdpmSettings  # noqa: E402
 from lungsynth.ddpm.quality import residual_amplitude  # noqa: E402
 from lungsynth.io import read_nifti  # noqa: E402
 from lungsynth.runtime import cpu_description  # noqa: E402
@@ -32,13 +35,11 @@ def read_hu(path: Path) -> np.ndarray:
     return np.asarray(read_nifti(path)[0], np.float32)
 
 
-def mean_crop(images: Path, cases) -> np.ndarray:
-    """The voxel-wise mean of the training crops (what ``ddpm.intensity.mean_image`` diffuses to)."""
-    total = None
-    for case in cases:
-        hu = read_hu(images / f"{case}.nii.gz")
-        total = hu.astype(np.float64) if total is None else total + hu
-    return (total / len(cases)).astype(np.float32)
+def mean_crop(images: Path, cases, intensity) -> np.ndarray:
+    """The mean training crop in HU, as ``ddpm.intensity.mean_image`` computes it (in the model's
+    intensity window) and sampling adds it back."""
+    hu = torch.stack([torch.from_numpy(read_hu(images / f"{case}.nii.gz")) for case in cases])
+    return model_to_hu(mean_image(hu, intensity), intensity).numpy()
 
 
 def lung_figures(hu: np.ndarray, threshold_hu: float) -> dict:
@@ -59,9 +60,9 @@ def scores(volumes: list[tuple[str, Path]], reference: np.ndarray, threshold_hu:
 def synthetic_volumes(folder: Path, cases) -> list[tuple[str, Path]]:
     """The volumes of ``folder`` named after one of ``cases`` (longest name first, so that a case
     whose name extends another's is not mistaken for it)."""
-    found = []
+    found, longest_first = [], sorted(cases, key=len, reverse=True)
     for path in sorted(folder.glob("*.nii.gz")):
-        case = next((c for c in sorted(cases, key=len, reverse=True) if path.name.startswith(c)), None)
+        case = next((c for c in longest_first if path.name.startswith(c)), None)
         if case is not None:
             found.append((case, path))
     if not found:
@@ -74,6 +75,8 @@ def main(argv=None) -> int:
     p.add_argument("--run", type=Path, required=True, help="workflow run folder holding results/data")
     p.add_argument("--volumes", action="append", required=True, metavar="NAME=FOLDER",
                    help="a set of synthetic volumes (repeatable)")
+    p.add_argument("--config", type=Path, action="append", default=[],
+                   help="config overlay(s) over config/config.yaml: the DDPM's intensity window")
     p.add_argument("--lung-threshold-hu", type=float, default=-400.0)
     p.add_argument("--csv", type=Path, required=True)
     args = p.parse_args(argv)
@@ -81,13 +84,18 @@ def main(argv=None) -> int:
     data = args.run / "results" / "data"
     split = json.loads((data / "splits.json").read_text())
     cases = [c for part in ("train", "validation", "test") for c in split[part]]
-    reference = mean_crop(data / "images", split["train"])
+    intensity = DdpmSettings.from_config(config_with(args.config, [])["ddpm"]).intensity
+    reference = mean_crop(data / "images", split["train"], intensity)
     mean_lung = lung_figures(reference, args.lung_threshold_hu)
+    real_by_cases: dict[tuple, dict] = {}   # sets of variants share their masks: score the real crops once
     for item in args.volumes:
         name, _, folder = item.partition("=")
         volumes = synthetic_volumes(Path(folder), cases)
-        real = scores([(c, data / "images" / f"{c}.nii.gz") for c in sorted({c for c, _ in volumes})],
-                      reference, args.lung_threshold_hu)
+        same_cases = tuple(sorted({c for c, _ in volumes}))
+        if same_cases not in real_by_cases:
+            real_by_cases[same_cases] = scores([(c, data / "images" / f"{c}.nii.gz") for c in same_cases],
+                                               reference, args.lung_threshold_hu)
+        real = real_by_cases[same_cases]
         synthetic = scores(volumes, reference, args.lung_threshold_hu)
         row = {"set": name, "volumes": len(volumes),
                "coarse_ratio": synthetic["coarse_sd_hu"] / real["coarse_sd_hu"],

@@ -16,7 +16,9 @@ def test_blends_towards_the_mean_crop_score_below_the_real_crops(tmp_path):
     module = load_bench("ddpm_shrinkage")
     data = run / "results" / "data"
     split = json.loads((data / "splits.json").read_text())
-    reference = module.mean_crop(data / "images", split["train"])
+    from lungsynth.ddpm.settings import DdpmSettings
+
+    reference = module.mean_crop(data / "images", split["train"], DdpmSettings.from_config({}).intensity)
     copies, blends = tmp_path / "copies", tmp_path / "blends"
     for case in split["validation"] + split["test"]:
         hu, geometry = read_nifti(data / "images" / f"{case}.nii.gz")
