@@ -25,3 +25,15 @@ def test_bounding_box_is_half_open_and_none_for_empty():
     mask[1:3, 2, 4:6] = True
     assert bounding_box(mask) == ((1, 3), (2, 3), (4, 6))
     assert bounding_box(np.zeros((2, 2, 2), bool)) is None
+
+
+def test_lung_mask_keeps_lungs_that_run_into_the_edges_of_a_narrow_crop(chest):
+    # a crop narrower than the chest (the benchmark's 288 mm grid on a broad patient): both lungs
+    # touch its left and right edges in their widest slices, where their air is border-connected
+    hu, lungs, nodule, geometry = chest
+    narrow = (slice(None), slice(None), slice(20, 76))
+    hu, lungs = hu[narrow], lungs[narrow]
+    assert lungs[:, :, 0].any() and lungs[:, :, -1].any()
+    found = lung_mask(hu, geometry.spacing[::-1], -400)
+    assert _dice(found, lungs) > 0.9
+    assert not found[:, 0, :].any() and not found[:, -1, :].any()   # the air in front and behind is not lung

@@ -82,13 +82,39 @@ def _upsample(mask: np.ndarray, factors, shape) -> np.ndarray:
 
 
 def _border_connected(air: np.ndarray) -> np.ndarray:
-    """Air connected (within its slice) to the slice's border: outside the body."""
+    """Air outside the body: connected (within its slice) to the slice's border and outside the
+    convex hull of the slice's body (its largest soft-tissue component).
+
+    The hull matters on a crop narrower than the chest: there a lung runs into the crop's edge,
+    so its air touches the border too (on the benchmark's 288 mm crops, for instance, the upper
+    lungs of a broad chest); the chest wall in front of it and behind it still reaches that edge,
+    so the lung lies inside the body's hull and stays a candidate.
+    """
     outside = np.zeros_like(air)
     for z, plane in enumerate(air):
         labels, _ = ndimage.label(plane)
         border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        outside[z] = np.isin(labels, border[border > 0])
+        outside[z] = np.isin(labels, border[border > 0]) & ~_body_hull(~plane)
     return outside
+
+
+def _body_hull(tissue: np.ndarray) -> np.ndarray:
+    """The filled convex hull of the largest component of a slice's ``tissue`` (all False if the
+    slice holds too little tissue for a hull)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    labels, count = ndimage.label(tissue)
+    if count == 0:
+        return np.zeros_like(tissue)
+    body = labels == 1 + int(np.argmax(ndimage.sum_labels(tissue, labels, index=np.arange(1, count + 1))))
+    edge = np.argwhere(body & ~ndimage.binary_erosion(body))
+    try:
+        hull = ConvexHull(edge)
+    except QhullError:            # a line or a few pixels: no area to hold a lung
+        return np.zeros_like(tissue)
+    points = np.indices(tissue.shape).reshape(2, -1).T
+    inside = (points @ hull.equations[:, :2].T + hull.equations[:, 2] <= 1e-9).all(axis=1)
+    return inside.reshape(tissue.shape)
 
 
 def bounding_box(mask: np.ndarray) -> tuple[tuple[int, int], ...] | None:

@@ -1,0 +1,133 @@
+"""Does a lung mask closed over the pleura keep the juxtapleural nodules that the lung restriction cuts?
+
+    .venv/bin/python bench/lung_closing.py --run runs/benchmark --config config/benchmark.yaml \
+        --arms Real --variants none 3:0 3:10 3:15 3:20 --csv docs/benchmark/lung_closing.csv
+
+Predicts the validation and test crops with the models an arm's runs trained in a workflow run
+(``results/nnunet/<arm>/run<k>/model``), without any restriction, once (cached in ``--cache``),
+then scores every restriction variant ``margin_mm:closing_mm`` (``none`` = no restriction) the
+way ``nnunet.predict.lung_margin_mm`` would (the closing is not a workflow setting: measured, not adopted; docs/benchmark.md)
+(:mod:`lungsynth.nnunet.lung_restriction`). One row per arm and variant: the runs' test Dice
+(mean, sd, per run), the validation Dice, and the worst validation cases by mean Dice over the
+runs with their Dice, i.e. what the targeted set would be conditioned on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import ROOT, config_with  # noqa: E402
+
+
+def parse_variant(text: str) -> tuple[float | None, float]:
+    """``none`` -> (None, 0); ``3:15`` -> margin 3 mm after a closing of 15 mm."""
+    if text == "none":
+        return None, 0.0
+    margin, _, closing = text.partition(":")
+    return float(margin), float(closing or 0)
+
+
+def unrestricted_predictions(run: Path, arm: str, config: dict, cache: Path, threads: int) -> list[Path]:
+    """One folder per run of ``arm`` with its unrestricted predictions of every validation and test crop."""
+    from lungsynth.nnunet.run import predict_cases
+    from lungsynth.nnunet.settings import PredictSettings
+
+    data = run / "results" / "data"
+    splits = json.loads((data / "splits.json").read_text())
+    cases = splits["validation"] + splits["test"]
+    settings = dict(config["nnunet"]["predict"], lung_margin_mm=None)
+    folders = []
+    for model in sorted((run / "results" / "nnunet" / arm).glob("run*/model"), key=lambda p: int(p.parent.name[3:])):
+        folder = cache / arm / model.parent.name
+        todo = {c: data / "images" / f"{c}.nii.gz" for c in cases if not (folder / f"{c}.nii.gz").exists()}
+        if todo:
+            print(f"{arm} {model.parent.name}: predicting {len(todo)} crops", flush=True)
+            predict_cases(model, todo, folder, PredictSettings.from_config(settings), threads=threads,
+                          tile_batch=config["execution"]["nnunet_tile_batch"])
+        folders.append(folder)
+    if not folders:
+        raise SystemExit(f"{run / 'results' / 'nnunet' / arm}: no trained runs (run*/model)")
+    return folders
+
+
+def score(run: Path, arm: str, folders: list[Path], variants: list[str], threshold_hu: float,
+          empty_dice: float, worst: int) -> list[dict]:
+    from lungsynth.ddpm.quality import spacing_zyx
+    from lungsynth.io import read_nifti
+    from lungsynth.nnunet.evaluate import dice
+    from lungsynth.nnunet.lung_restriction import distance_to_lung_mm
+
+    data = run / "results" / "data"
+    splits = json.loads((data / "splits.json").read_text())
+
+    @functools.cache
+    def to_lung(case: str, closing_mm: float) -> np.ndarray:
+        hu, geometry = read_nifti(data / "images" / f"{case}.nii.gz")
+        distance = distance_to_lung_mm(hu, spacing_zyx(geometry), threshold_hu, closing_mm)
+        return np.zeros(hu.shape) if distance is None else distance   # no lung: kept whole, as the workflow does
+
+    @functools.cache
+    def truth(case: str) -> np.ndarray:
+        return read_nifti(data / "masks" / f"{case}.nii.gz")[0] > 0
+
+    rows = []
+    for text in variants:
+        margin, closing = parse_variant(text)
+        per_case = {}   # (split, case) -> Dice per run
+        for folder in folders:
+            for split in ("validation", "test"):
+                for case in splits[split]:
+                    predicted = read_nifti(folder / f"{case}.nii.gz")[0] > 0
+                    if margin is not None:
+                        predicted &= to_lung(case, closing) <= margin
+                    per_case.setdefault((split, case), []).append(dice(truth(case), predicted, empty_dice))
+        test = np.array([per_case[("test", c)] for c in splits["test"]]).mean(axis=0)         # per run
+        validation = {c: float(np.mean(per_case[("validation", c)])) for c in splits["validation"]}
+        worst_cases = sorted(validation, key=lambda c: (validation[c], c))[:worst]
+        rows.append({"arm": arm, "variant": text, "lung_margin_mm": margin, "lung_closing_mm": closing,
+                     "runs": len(test), "mean_test_dice": test.mean(),
+                     "sd_test_dice": test.std(ddof=1) if len(test) > 1 else np.nan,
+                     "run_test_dice": " ".join(f"{x:.3f}" for x in test),
+                     "mean_validation_dice": float(np.mean(list(validation.values()))),
+                     "worst_validation": " ".join(f"{c}={validation[c]:.3f}" for c in worst_cases)})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="workflow run folder (results/data, results/nnunet)")
+    p.add_argument("--config", type=Path, nargs="*", default=[], help="the run's config overlays")
+    p.add_argument("--arms", nargs="+", default=["Real"])
+    p.add_argument("--variants", nargs="+", default=["none", "3:0", "3:10", "3:15", "3:20"],
+                   help="margin_mm:closing_mm, or none")
+    p.add_argument("--worst", type=int, default=3, help="worst validation cases listed")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache", type=Path, default=ROOT / "bench" / "results" / "lung_closing")
+    p.add_argument("--csv", type=Path)
+    args = p.parse_args(argv)
+    config = config_with(args.config, [])
+    cache = args.cache / args.run.resolve().name
+    rows = []
+    for arm in args.arms:
+        folders = unrestricted_predictions(args.run, arm, config, cache, args.threads)
+        rows += score(args.run, arm, folders, args.variants, config["preprocess"]["lung_threshold_hu"],
+                      config["nnunet"]["predict"]["empty_dice"], args.worst)
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if args.csv:
+        from lungsynth.io import write_csv
+
+        write_csv(args.csv, table, float_format="%.4g")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
