@@ -1,7 +1,8 @@
-"""Does a lung mask closed over the pleura keep the juxtapleural nodules that the lung restriction cuts?
+"""The lung restriction's variants scored on the models a workflow run trained: margins, and a lung
+mask closed over the pleura (for juxtapleural nodules, which dent the air mask).
 
     .venv/bin/python bench/lung_closing.py --run runs/benchmark --config config/benchmark.yaml \
-        --arms Real --variants none 3:0 3:10 3:15 3:20 --csv docs/benchmark/lung_closing.csv
+        --arms Real --variants none 3 6 10 3:10 3:15 3:20 --csv docs/benchmark/lung_closing.csv
 
 Predicts the validation and test crops with the models an arm's runs trained in a workflow run
 (``results/nnunet/<arm>/run<k>/model``), without any restriction, once (cached in ``--cache``),
