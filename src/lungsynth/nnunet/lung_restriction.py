@@ -12,10 +12,11 @@ image that was predicted, real or synthetic; the margin (mm, a Euclidean distanc
 grid) keeps nodules at the pleura and the rim of a juxtapleural nodule.
 
 A juxtapleural nodule is soft tissue against the chest wall: the air mask has a dent where it
-sits, and a margin of a few mm keeps only its rim (on the benchmark the worst validation cases,
-all juxtapleural, scored 0 in every arm for that reason). ``closing_mm`` first closes the lung
-mask slice by slice with a disk of that radius, the "rolling ball" of lung CAD (Armato et al.
-1999): dents narrower than the disk are filled, the convex chest wall is not.
+sits, and a margin of a few mm keeps only its rim. ``closing_mm`` first closes the lung mask
+slice by slice with a disk of that radius, the "rolling ball" of lung CAD (Armato et al. 1999):
+dents narrower than the disk are filled, the convex chest wall is not. It is an analysis option
+(``bench/lung_closing.py``), not a workflow setting: on the benchmark it kept wall-attached false
+positives too and lowered the Real arm's Dice (docs/benchmark.md, "The lung mask on the crops").
 """
 
 from __future__ import annotations
