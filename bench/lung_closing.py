@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, config_with  # noqa: E402
+from benchlib import ROOT, config_with, print_and_write  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[float | None, float]:
@@ -79,19 +79,19 @@ def score(run: Path, arm: str, folders: list[Path], variants: list[str], thresho
     def truth(case: str) -> np.ndarray:
         return read_nifti(data / "masks" / f"{case}.nii.gz")[0] > 0
 
+    parsed = {text: parse_variant(text) for text in variants}
+    per_case = {text: {} for text in variants}   # variant -> (split, case) -> Dice per run
+    for folder in folders:
+        for split in ("validation", "test"):
+            for case in splits[split]:
+                predicted = read_nifti(folder / f"{case}.nii.gz")[0] > 0
+                for text, (margin, closing) in parsed.items():
+                    kept = predicted if margin is None else predicted & (to_lung(case, closing) <= margin)
+                    per_case[text].setdefault((split, case), []).append(dice(truth(case), kept, empty_dice))
     rows = []
-    for text in variants:
-        margin, closing = parse_variant(text)
-        per_case = {}   # (split, case) -> Dice per run
-        for folder in folders:
-            for split in ("validation", "test"):
-                for case in splits[split]:
-                    predicted = read_nifti(folder / f"{case}.nii.gz")[0] > 0
-                    if margin is not None:
-                        predicted &= to_lung(case, closing) <= margin
-                    per_case.setdefault((split, case), []).append(dice(truth(case), predicted, empty_dice))
-        test = np.array([per_case[("test", c)] for c in splits["test"]]).mean(axis=0)         # per run
-        validation = {c: float(np.mean(per_case[("validation", c)])) for c in splits["validation"]}
+    for text, (margin, closing) in parsed.items():
+        test = np.array([per_case[text][("test", c)] for c in splits["test"]]).mean(axis=0)   # per run
+        validation = {c: float(np.mean(per_case[text][("validation", c)])) for c in splits["validation"]}
         worst_cases = sorted(validation, key=lambda c: (validation[c], c))[:worst]
         rows.append({"arm": arm, "variant": text, "lung_margin_mm": margin, "lung_closing_mm": closing,
                      "runs": len(test), "mean_test_dice": test.mean(),
@@ -122,11 +122,7 @@ def main(argv=None) -> int:
         rows += score(args.run, arm, folders, args.variants, config["preprocess"]["lung_threshold_hu"],
                       config["nnunet"]["predict"]["empty_dice"], args.worst)
     table = pd.DataFrame(rows)
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    if args.csv:
-        from lungsynth.io import write_csv
-
-        write_csv(args.csv, table, float_format="%.4g")
+    print_and_write(table, args.csv)
     return 0
 
 

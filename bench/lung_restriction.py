@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT  # noqa: E402
+from benchlib import ROOT, print_and_write  # noqa: E402
 
 
 def score(run: Path, study: Path, settings: list[str], margins: list[float]) -> pd.DataFrame:
@@ -82,11 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--csv", type=Path)
     args = p.parse_args(argv)
     table = score(args.run, args.study, args.settings, args.margins)
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    if args.csv:
-        from lungsynth.io import write_csv
-
-        write_csv(args.csv, table, float_format="%.4g")
+    print_and_write(table, args.csv)
     return 0
 
 
