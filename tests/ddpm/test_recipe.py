@@ -71,6 +71,19 @@ def test_logit_normal_location_moves_training_steps_to_higher_noise():
     assert shifted.max() <= 999
 
 
+def test_a_uniform_share_of_logit_normal_timesteps_gives_low_noise_back_its_steps():
+    g = torch.Generator().manual_seed(0)
+    shifted = draw_timesteps(20000, 1000, "logit_normal", g, location=1.0).float()
+    mixed = draw_timesteps(20000, 1000, "logit_normal", g, location=1.0, uniform_share=0.3).float()
+    low = lambda t: (t < 300).float().mean()
+    # sigmoid(N(1, 1)) < 0.3 has probability 0.032; a 0.3 share of uniform draws adds 0.3 x 0.3
+    assert abs(low(shifted) - 0.032) < 0.01
+    assert abs(low(mixed) - (0.7 * 0.032 + 0.3 * 0.3)) < 0.015
+    assert mixed.min() >= 0 and mixed.max() <= 999
+    everything = draw_timesteps(20000, 1000, "logit_normal", g, location=1.0, uniform_share=1.0).float()
+    assert abs(low(everything) - 0.3) < 0.015
+
+
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_clipped_prediction_implies_the_clipped_x0_per_voxel(prediction_type):
     g = torch.Generator().manual_seed(1)

@@ -94,17 +94,21 @@ def loss_weights(scheduler, timesteps: torch.Tensor, weighting: str, gamma: floa
 
 
 def draw_timesteps(n: int, total: int, sampling: str, generator: torch.Generator,
-                   location: float = 0.0) -> torch.Tensor:
+                   location: float = 0.0, uniform_share: float = 0.0) -> torch.Tensor:
     """``n`` training timesteps in ``0 .. total-1``: ``uniform`` (the paper's), ``stratified`` (one in
     each of ``n`` equal strata of the range: a batch always spans low and high noise) or
     ``logit_normal`` (t/T = sigmoid(N(location, 1)): more steps at middle noise levels, as in SD3;
-    a positive ``location`` moves them to higher noise, where the chest's layout is decided)."""
+    a positive ``location`` moves them to higher noise, where the chest's layout is decided, and
+    ``uniform_share`` of them, drawn uniformly instead, keeps the low noise levels trained)."""
     if sampling == "uniform":
         return torch.randint(0, total, (n,), generator=generator)
     if sampling == "stratified":
         u = (torch.arange(n) + torch.rand(n, generator=generator)) / n
     elif sampling == "logit_normal":
         u = torch.sigmoid(torch.randn(n, generator=generator) + location)
+        if uniform_share > 0:
+            instead = torch.rand(n, generator=generator) < uniform_share
+            u = torch.where(instead, torch.rand(n, generator=generator), u)
     else:
         raise InputError("ddpm.training.timestep_sampling", f"unknown timestep sampling {sampling!r}")
     return torch.clamp((u * total).long(), 0, total - 1)

@@ -92,6 +92,7 @@ class TrainingSettings(Section):
     lr_power: float
     timestep_sampling: str
     logit_normal_location: float
+    logit_normal_uniform_share: float
     loss_weighting: str
     min_snr_gamma: float
     ema_decay: float

@@ -160,7 +160,8 @@ class Trainer:
         x0 = x0 * self.data_scale
         noise = torch.randn(x0.shape, generator=self.generator)
         timesteps = draw_timesteps(train.batch_size, self.scheduler.num_train_timesteps, train.timestep_sampling,
-                                   self.generator, train.logit_normal_location)
+                                   self.generator, train.logit_normal_location,
+                                   train.logit_normal_uniform_share)
         x_t = self.scheduler.add_noise(x0, noise, timesteps)
         target = training_target(self.scheduler, x0, noise, timesteps)
         inputs = torch.cat([x_t, condition], dim=1).to(device, memory_format=self.layout)  # (B, 5, *patch)
