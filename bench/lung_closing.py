@@ -3,9 +3,12 @@ mask closed over the pleura (for juxtapleural nodules, which dent the air mask).
 
     .venv/bin/python bench/lung_closing.py --run runs/benchmark --config config/benchmark.yaml \
         --arms Real --variants none 3 6 10 3:10 3:15 3:20 --csv docs/benchmark/lung_closing.csv
+    .venv/bin/python bench/lung_closing.py --run runs/benchmark --config config/benchmark.yaml \
+        --study bench/results/nnunet_schedule/bench1200-lr0.005-bf16 --variants none 3    # a study's seeds
 
 Predicts the validation and test crops with the models an arm's runs trained in a workflow run
-(``results/nnunet/<arm>/run<k>/model``), without any restriction, once (cached in ``--cache``),
+(``results/nnunet/<arm>/run<k>/model``), or the seeds of a setting of ``bench/nnunet_schedule.py``
+(``--study``, predicted with ``--config``'s predict settings), without any restriction, once (cached in ``--cache``),
 then scores every restriction variant ``margin_mm:closing_mm`` (``none`` = no restriction) the
 way ``nnunet.predict.lung_margin_mm`` would (the closing is not a workflow setting: measured, not adopted; docs/benchmark.md)
 (:mod:`lungsynth.nnunet.lung_restriction`). One row per arm and variant: the runs' test Dice
@@ -36,8 +39,25 @@ def parse_variant(text: str) -> tuple[float | None, float]:
     return float(margin), float(closing or 0)
 
 
-def unrestricted_predictions(run: Path, arm: str, config: dict, cache: Path, threads: int) -> list[Path]:
-    """One folder per run of ``arm`` with its unrestricted predictions of every validation and test crop."""
+def arm_models(run: Path, arm: str) -> list[tuple[str, Path]]:
+    """``(run<k>, model folder)`` of every run of ``arm`` in a workflow run, in run order."""
+    models = sorted((run / "results" / "nnunet" / arm).glob("run*/model"), key=lambda p: int(p.parent.name[3:]))
+    if not models:
+        raise SystemExit(f"{run / 'results' / 'nnunet' / arm}: no trained runs (run*/model)")
+    return [(m.parent.name, m) for m in models]
+
+
+def study_models(setting: Path) -> list[tuple[str, Path]]:
+    """``(seed<k>, model folder)`` of every seed of one setting of ``bench/nnunet_schedule.py``."""
+    models = sorted(setting.glob("seed*/model"), key=lambda p: int(p.parent.name[4:]))
+    if not models:
+        raise SystemExit(f"{setting}: no trained seeds (seed*/model)")
+    return [(m.parent.name, m) for m in models]
+
+
+def unrestricted_predictions(run: Path, source: str, models: list[tuple[str, Path]], config: dict, cache: Path,
+                             threads: int) -> list[Path]:
+    """One folder per model with its unrestricted predictions of every validation and test crop."""
     from lungsynth.nnunet.run import predict_cases
     from lungsynth.nnunet.settings import PredictSettings
 
@@ -46,16 +66,14 @@ def unrestricted_predictions(run: Path, arm: str, config: dict, cache: Path, thr
     cases = splits["validation"] + splits["test"]
     settings = dict(config["nnunet"]["predict"], lung_margin_mm=None)
     folders = []
-    for model in sorted((run / "results" / "nnunet" / arm).glob("run*/model"), key=lambda p: int(p.parent.name[3:])):
-        folder = cache / arm / model.parent.name
+    for name, model in models:
+        folder = cache / source / name
         todo = {c: data / "images" / f"{c}.nii.gz" for c in cases if not (folder / f"{c}.nii.gz").exists()}
         if todo:
-            print(f"{arm} {model.parent.name}: predicting {len(todo)} crops", flush=True)
+            print(f"{source} {name}: predicting {len(todo)} crops", flush=True)
             predict_cases(model, todo, folder, PredictSettings.from_config(settings), threads=threads,
                           tile_batch=config["execution"]["nnunet_tile_batch"])
         folders.append(folder)
-    if not folders:
-        raise SystemExit(f"{run / 'results' / 'nnunet' / arm}: no trained runs (run*/model)")
     return folders
 
 
@@ -107,6 +125,9 @@ def main(argv=None) -> int:
     p.add_argument("--run", type=Path, required=True, help="workflow run folder (results/data, results/nnunet)")
     p.add_argument("--config", type=Path, nargs="*", default=[], help="the run's config overlays")
     p.add_argument("--arms", nargs="+", default=["Real"])
+    p.add_argument("--study", type=Path, nargs="+", default=[],
+                   help="instead of the run's arms: settings folders of bench/nnunet_schedule.py "
+                        "(bench/results/nnunet_schedule/<setting>, seed*/model), predicted with --config's settings")
     p.add_argument("--variants", nargs="+", default=["none", "3:0", "3:10", "3:15", "3:20"],
                    help="margin_mm:closing_mm, or none")
     p.add_argument("--worst", type=int, default=3, help="worst validation cases listed")
@@ -117,9 +138,11 @@ def main(argv=None) -> int:
     config = config_with(args.config, [])
     cache = args.cache / args.run.resolve().name
     rows = []
-    for arm in args.arms:
-        folders = unrestricted_predictions(args.run, arm, config, cache, args.threads)
-        rows += score(args.run, arm, folders, args.variants, config["preprocess"]["lung_threshold_hu"],
+    sources = ([(setting.name, study_models(setting)) for setting in args.study] if args.study
+               else [(arm, arm_models(args.run, arm)) for arm in args.arms])
+    for source, models in sources:
+        folders = unrestricted_predictions(args.run, source, models, config, cache, args.threads)
+        rows += score(args.run, source, folders, args.variants, config["preprocess"]["lung_threshold_hu"],
                       config["nnunet"]["predict"]["empty_dice"], args.worst)
     table = pd.DataFrame(rows)
     print_and_write(table, args.csv)

@@ -54,7 +54,9 @@ def test_a_variant_trains_in_its_cpu_budget_and_writes_one_row(run_folder, tmp_p
     assert row["settings"] == "ddpm.training.lr_schedule=cosine" and row["volumes"] == 2
     assert row["steps"] >= 50 and row["cpu_seconds"] > 0 and row["patches_per_s"] > 0
     assert 0 <= row["fidelity_dice"] <= 1 and row["real_dice"] >= 0 and row["wasserstein_lung_hu"] >= 0
-    assert row["blob_ratio"] == pytest.approx(row["blobs"] / row["real_blobs"]) if row["real_blobs"] else \
+    # the ratios are rounded to 4 decimals
+    assert row["contrast_ratio"] == pytest.approx(row["contrast_hu"] / row["real_contrast_hu"], abs=5e-5)
+    assert row["blob_ratio"] == pytest.approx(row["blobs"] / row["real_blobs"], abs=5e-5) if row["real_blobs"] else \
         pd.isna(row["blob_ratio"])
     assert "[" in row["cpu"]
     calibrated = json.loads((out / "cosine" / "training.json").read_text())

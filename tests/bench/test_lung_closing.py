@@ -48,3 +48,32 @@ def test_variants_score_cached_predictions_and_name_the_worst_validation_case(tm
     assert table.loc["3", "worst_validation"] == "v2=0.000"
     with pytest.raises(SystemExit, match="no trained runs"):
         analysis().main(["--run", str(run), "--arms", "Synthetic", "--cache", str(cache)])
+
+
+def test_a_schedule_study_setting_is_scored_seed_by_seed(tmp_path):
+    hu, lungs, nodule, geometry = synthetic_chest()
+    run, cache, study = tmp_path / "run", tmp_path / "cache", tmp_path / "study" / "bench1200"
+    data = run / "results" / "data"
+    (data / "splits.json").parent.mkdir(parents=True)
+    (data / "splits.json").write_text(json.dumps({"train": [], "validation": ["v1"], "test": ["t1"]}))
+    half = nodule.copy()
+    half[: nodule.shape[0] // 2 + 1] = False                      # seed 2 finds part of the nodule
+    for seed, predicted in ((1, nodule), (2, half), (10, np.zeros(hu.shape, bool))):
+        (study / f"seed{seed}" / "model").mkdir(parents=True)
+        for case in ("v1", "t1"):
+            write_nifti(cache / "run" / "bench1200" / f"seed{seed}" / f"{case}.nii.gz", predicted.astype(np.uint8),
+                        geometry, dtype=np.uint8)
+    for case in ("v1", "t1"):
+        write_nifti(data / "images" / f"{case}.nii.gz", hu, geometry, dtype=np.int16)
+        write_nifti(data / "masks" / f"{case}.nii.gz", nodule.astype(np.uint8), geometry, dtype=np.uint8)
+    csv = tmp_path / "study.csv"
+
+    assert analysis().main(["--run", str(run), "--study", str(study), "--variants", "3",
+                            "--cache", str(cache), "--csv", str(csv)]) == 0
+
+    row = pd.read_csv(csv).iloc[0]
+    assert row["arm"] == "bench1200" and row["runs"] == 3
+    dice = [float(x) for x in row["run_test_dice"].split()]     # seeds in numeric order: 1, 2, 10
+    assert dice[0] == pytest.approx(1.0) and 0 < dice[1] < 1 and dice[2] == 0
+    with pytest.raises(SystemExit, match="no trained seeds"):
+        analysis().main(["--run", str(run), "--study", str(tmp_path / "nothing"), "--cache", str(cache)])
