@@ -95,6 +95,27 @@ def test_nodule_like_blobs_count_small_dense_spots_in_the_lung_outside_the_mask(
     assert nodule_like_blobs(big, nodule, spacing) == before
 
 
+def test_dense_structure_tells_a_connected_vessel_from_the_same_voxels_in_pieces(chest):
+    from lungsynth.ddpm.quality import dense_structure
+
+    hu, lungs, nodule, geometry = chest
+    spacing = geometry.spacing[::-1]
+    empty = dense_structure(hu, nodule, spacing)
+    assert empty["dense_components"] == 0 and empty["dense_share"] == 0
+    inside = np.argwhere(lungs & ~nodule)
+    z, y, x = inside[len(inside) // 3]
+    vessel, pieces = hu.copy(), hu.copy()
+    vessel[z, y, x - 8:x + 8] = 40                       # one 16-voxel straight vessel ...
+    for start in range(x - 8, x + 8, 4):                  # ... and the same line cut into 4 pieces
+        pieces[z, y, start:start + 3] = 40
+    assert lungs[z, y, x - 8:x + 8].all() and not nodule[z, y, x - 9:x + 9].any()
+    whole = dense_structure(vessel, nodule, spacing, big_voxels=10)
+    broken = dense_structure(pieces, nodule, spacing, big_voxels=10)
+    assert (whole["dense_components"], whole["big_components"], whole["big_component_share"]) == (1, 1, 1.0)
+    assert (broken["dense_components"], broken["big_components"], broken["big_component_share"]) == (4, 0, 0.0)
+    assert 0 < broken["dense_share"] < whole["dense_share"] < 0.01
+
+
 def test_residual_amplitude_separates_layout_from_texture_and_shrinks_towards_the_reference():
     from lungsynth.ddpm.quality import residual_amplitude
 

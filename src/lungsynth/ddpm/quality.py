@@ -137,6 +137,31 @@ def nodule_like_blobs(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float]
     return int(np.count_nonzero((sizes >= min_voxels) & (sizes <= max_voxels)))
 
 
+def dense_structure(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float], threshold_hu: float = -400.0,
+                    big_voxels: int = 30) -> dict:
+    """How the dense voxels of the lung (above ``threshold_hu``, outside the conditioning mask) hang
+    together: their share of the lung, the number of 26-connected components, how many exceed
+    ``big_voxels`` voxels, and the share of dense voxels in those big components.
+
+    A real lung's vessels are trees: few components, most dense voxels in a handful of big ones.
+    A generator that draws vessel-like texture without the trees' coherence breaks them into many
+    small pieces, which :func:`nodule_like_blobs` counts as nodules and a segmentation model marks.
+    The lung and the nodule's rim are taken as :func:`nodule_like_blobs` takes them.
+    """
+    from ..preprocess.lung import lung_mask
+
+    hu = np.asarray(hu)
+    lung = lung_mask(hu, spacing, threshold_hu)
+    nodule = ndimage.binary_dilation(np.asarray(mask) > 0, iterations=1)
+    dense = (hu > threshold_hu) & lung & ~nodule
+    labels, count = ndimage.label(dense, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(labels.ravel())[1:] if count else np.zeros(0, int)
+    big = sizes > big_voxels
+    return {"dense_share": float(dense.sum() / lung.sum()) if lung.any() else float("nan"),
+            "dense_components": int(count), "big_components": int(big.sum()),
+            "big_component_share": float(sizes[big].sum() / sizes.sum()) if count else float("nan")}
+
+
 def residual_amplitude(hu: np.ndarray, reference: np.ndarray, sigma_voxels: float = 3.0) -> dict:
     """How far a volume departs from a reference volume (the mean training crop), in HU.
 
