@@ -28,6 +28,8 @@ trained=(
   "min-snr ddpm.training.loss_weighting=min_snr"
   "t-logit-normal ddpm.training.timestep_sampling=logit_normal"
   "t-logit-normal-high ddpm.training.timestep_sampling=logit_normal ddpm.training.logit_normal_location=1.0"
+  "t-logit-normal-0.5 ddpm.training.timestep_sampling=logit_normal ddpm.training.logit_normal_location=0.5"
+  "t-logit-normal-high-mix0.3 ddpm.training.timestep_sampling=logit_normal ddpm.training.logit_normal_location=1.0 ddpm.training.logit_normal_uniform_share=0.3"
   "t-stratified ddpm.training.timestep_sampling=stratified"
   "unit-std ddpm.intensity.unit_std=true"
   "levels4 ddpm.network.channels=[16,32,64,128]"
