@@ -70,20 +70,31 @@ def synthetic_volumes(folder: Path, cases) -> list[tuple[str, Path]]:
     return found
 
 
+def add_volume_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--run``, ``--volumes NAME=FOLDER`` (repeatable) and ``--lung-threshold-hu``: what the scripts
+    that score sets of synthetic volumes against a run's real crops take."""
+    parser.add_argument("--run", type=Path, required=True, help="workflow run folder holding results/data")
+    parser.add_argument("--volumes", action="append", required=True, metavar="NAME=FOLDER",
+                        help="a set of synthetic volumes (repeatable)")
+    parser.add_argument("--lung-threshold-hu", type=float, default=-400.0)
+
+
+def run_cases(run: Path) -> tuple[Path, dict, list[str]]:
+    """``(results/data, its split, every case of the split)`` of a workflow run folder."""
+    data = run / "results" / "data"
+    split = json.loads((data / "splits.json").read_text())
+    return data, split, [c for part in ("train", "validation", "test") for c in split[part]]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--run", type=Path, required=True, help="workflow run folder holding results/data")
-    p.add_argument("--volumes", action="append", required=True, metavar="NAME=FOLDER",
-                   help="a set of synthetic volumes (repeatable)")
+    add_volume_arguments(p)
     p.add_argument("--config", type=Path, action="append", default=[],
                    help="config overlay(s) over config/config.yaml: the DDPM's intensity window")
-    p.add_argument("--lung-threshold-hu", type=float, default=-400.0)
     p.add_argument("--csv", type=Path, required=True)
     args = p.parse_args(argv)
 
-    data = args.run / "results" / "data"
-    split = json.loads((data / "splits.json").read_text())
-    cases = [c for part in ("train", "validation", "test") for c in split[part]]
+    data, split, cases = run_cases(args.run)
     intensity = DdpmSettings.from_config(config_with(args.config, [])["ddpm"]).intensity
     reference = mean_crop(data / "images", split["train"], intensity)
     mean_lung = lung_figures(reference, args.lung_threshold_hu)

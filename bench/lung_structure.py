@@ -19,7 +19,6 @@ mask) and for the real crops of the same cases, per volume and then averaged:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import replace_row  # noqa: E402
-from ddpm_shrinkage import synthetic_volumes  # noqa: E402
+from ddpm_shrinkage import add_volume_arguments, run_cases, synthetic_volumes  # noqa: E402
 from lungsynth.ddpm.quality import dense_structure, nodule_like_blobs, spacing_zyx  # noqa: E402
 from lungsynth.io import read_nifti  # noqa: E402
 from lungsynth.preprocess.lung import lung_mask  # noqa: E402
@@ -37,19 +36,19 @@ FIGURES = ["lung_median_hu", "blobs", "blobs_at_real_lung_level", "dense_share",
            "big_components", "big_component_share"]
 
 
-def lung_median(hu: np.ndarray, spacing, threshold_hu: float) -> float:
-    """Median HU of the air-filled lung (the lung mask's voxels below the threshold)."""
-    lung = lung_mask(hu, spacing, threshold_hu) & (hu < threshold_hu)
-    return float(np.median(hu[lung])) if lung.any() else float("nan")
-
-
-def volume_figures(hu: np.ndarray, mask: np.ndarray, spacing, threshold_hu: float, real_median: float) -> dict:
-    """The figures of one volume; ``real_median`` is the real crop's lung median of its case."""
-    median = lung_median(hu, spacing, threshold_hu)
-    offset = median - real_median if np.isfinite(median - real_median) else 0.0
-    return {"lung_median_hu": median, "blobs": nodule_like_blobs(hu, mask, spacing, threshold_hu),
-            "blobs_at_real_lung_level": nodule_like_blobs(hu - offset, mask, spacing, threshold_hu),
-            **dense_structure(hu, mask, spacing, threshold_hu)}
+def volume_figures(hu: np.ndarray, mask: np.ndarray, spacing, threshold_hu: float,
+                   real_median: float | None = None) -> dict:
+    """The figures of one volume; ``real_median`` is the real crop's lung median of its case
+    (None: the volume is that real crop). One lung mask serves every figure but the shifted blobs."""
+    lung = lung_mask(hu, spacing, threshold_hu)
+    air = lung & (hu < threshold_hu)
+    median = float(np.median(hu[air])) if air.any() else float("nan")
+    offset = median - real_median if real_median is not None and np.isfinite(median - real_median) else 0.0
+    blobs = nodule_like_blobs(hu, mask, spacing, threshold_hu, lung=lung)
+    return {"lung_median_hu": median, "blobs": blobs,
+            "blobs_at_real_lung_level": nodule_like_blobs(hu - offset, mask, spacing, threshold_hu) if offset
+            else blobs,
+            **dense_structure(hu, mask, spacing, threshold_hu, lung=lung)}
 
 
 def mean_figures(rows: list[dict]) -> dict:
@@ -62,16 +61,11 @@ def ratio(a: float, b: float) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--run", type=Path, required=True, help="workflow run folder holding results/data")
-    p.add_argument("--volumes", action="append", required=True, metavar="NAME=FOLDER",
-                   help="a set of synthetic volumes (repeatable)")
-    p.add_argument("--lung-threshold-hu", type=float, default=-400.0)
+    add_volume_arguments(p)
     p.add_argument("--csv", type=Path, required=True)
     args = p.parse_args(argv)
 
-    data = args.run / "results" / "data"
-    split = json.loads((data / "splits.json").read_text())
-    cases = [c for part in ("train", "validation", "test") for c in split[part]]
+    data, _, cases = run_cases(args.run)
     real: dict[str, dict] = {}          # per case, scored once for all sets
     masks: dict[str, np.ndarray] = {}
     for item in args.volumes:
@@ -80,9 +74,8 @@ def main(argv=None) -> int:
         for case in {c for c, _ in volumes} - set(real):
             hu, geometry = read_nifti(data / "images" / f"{case}.nii.gz")
             masks[case] = np.asarray(read_nifti(data / "masks" / f"{case}.nii.gz")[0])
-            spacing = spacing_zyx(geometry)
-            real[case] = volume_figures(np.asarray(hu, np.float32), masks[case], spacing, args.lung_threshold_hu,
-                                        lung_median(np.asarray(hu, np.float32), spacing, args.lung_threshold_hu))
+            real[case] = volume_figures(np.asarray(hu, np.float32), masks[case], spacing_zyx(geometry),
+                                        args.lung_threshold_hu)
         rows = []
         for case, path in volumes:
             hu, geometry = read_nifti(path)

@@ -115,51 +115,53 @@ def quality_table(rows: Iterable[dict]) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame([summary], columns=COLUMNS)], ignore_index=True)
 
 
-def nodule_like_blobs(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float], threshold_hu: float = -400.0,
-                      min_voxels: int = 2, max_voxels: int = 30) -> int:
-    """Connected components in the lung, outside the conditioning mask, that look like nodules:
-    voxels above ``threshold_hu``, ``min_voxels`` .. ``max_voxels`` voxels in size (26-connected).
+def dense_components(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float], threshold_hu: float = -400.0,
+                     lung: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(voxel count of each 26-connected component, lung)`` of the voxels above ``threshold_hu``
+    in the lung and outside the conditioning mask: what :func:`nodule_like_blobs` and
+    :func:`dense_structure` count.
 
-    The lung is the data layer's lung mask (holes filled, so dense blobs inside it count); the mask
-    is widened by one voxel so that the conditioned nodule's rim is not counted. On real crops these
-    are vessel cross-sections and small nodules; a synthetic lung with several times as many holds
-    blobs a segmentation model takes for nodules.
+    The lung is the data layer's lung mask (holes filled, so dense spots inside it count; pass
+    ``lung`` to reuse one already computed for ``hu``); the mask is widened by one voxel so that
+    the conditioned nodule's rim is not counted.
     """
     from ..preprocess.lung import lung_mask
 
     hu = np.asarray(hu)
+    lung = lung_mask(hu, spacing, threshold_hu) if lung is None else lung
     nodule = ndimage.binary_dilation(np.asarray(mask) > 0, iterations=1)
-    candidates = (hu > threshold_hu) & lung_mask(hu, spacing, threshold_hu) & ~nodule
-    labels, count = ndimage.label(candidates, structure=np.ones((3, 3, 3)))
-    if count == 0:
-        return 0
-    sizes = np.bincount(labels.ravel())[1:]
+    labels, count = ndimage.label((hu > threshold_hu) & lung & ~nodule, structure=np.ones((3, 3, 3)))
+    return (np.bincount(labels.ravel())[1:] if count else np.zeros(0, int)), lung
+
+
+def nodule_like_blobs(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float], threshold_hu: float = -400.0,
+                      min_voxels: int = 2, max_voxels: int = 30, lung: np.ndarray | None = None) -> int:
+    """Connected components in the lung, outside the conditioning mask, that look like nodules:
+    voxels above ``threshold_hu``, ``min_voxels`` .. ``max_voxels`` voxels in size (26-connected;
+    :func:`dense_components`).
+
+    On real crops these are vessel cross-sections and small nodules; a synthetic lung with several
+    times as many holds blobs a segmentation model takes for nodules.
+    """
+    sizes, _ = dense_components(hu, mask, spacing, threshold_hu, lung)
     return int(np.count_nonzero((sizes >= min_voxels) & (sizes <= max_voxels)))
 
 
 def dense_structure(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float], threshold_hu: float = -400.0,
-                    big_voxels: int = 30) -> dict:
-    """How the dense voxels of the lung (above ``threshold_hu``, outside the conditioning mask) hang
-    together: their share of the lung, the number of 26-connected components, how many exceed
-    ``big_voxels`` voxels, and the share of dense voxels in those big components.
+                    big_voxels: int = 30, lung: np.ndarray | None = None) -> dict:
+    """How the dense voxels of the lung (:func:`dense_components`) hang together: their share of the
+    lung, the number of components, how many exceed ``big_voxels`` voxels, and the share of dense
+    voxels in those big components.
 
     A real lung's vessels are trees: few components, most dense voxels in a handful of big ones.
     A generator that draws vessel-like texture without the trees' coherence breaks them into many
     small pieces, which :func:`nodule_like_blobs` counts as nodules and a segmentation model marks.
-    The lung and the nodule's rim are taken as :func:`nodule_like_blobs` takes them.
     """
-    from ..preprocess.lung import lung_mask
-
-    hu = np.asarray(hu)
-    lung = lung_mask(hu, spacing, threshold_hu)
-    nodule = ndimage.binary_dilation(np.asarray(mask) > 0, iterations=1)
-    dense = (hu > threshold_hu) & lung & ~nodule
-    labels, count = ndimage.label(dense, structure=np.ones((3, 3, 3)))
-    sizes = np.bincount(labels.ravel())[1:] if count else np.zeros(0, int)
+    sizes, lung = dense_components(hu, mask, spacing, threshold_hu, lung)
     big = sizes > big_voxels
-    return {"dense_share": float(dense.sum() / lung.sum()) if lung.any() else float("nan"),
-            "dense_components": int(count), "big_components": int(big.sum()),
-            "big_component_share": float(sizes[big].sum() / sizes.sum()) if count else float("nan")}
+    return {"dense_share": float(sizes.sum() / lung.sum()) if lung.any() else float("nan"),
+            "dense_components": len(sizes), "big_components": int(big.sum()),
+            "big_component_share": float(sizes[big].sum() / sizes.sum()) if len(sizes) else float("nan")}
 
 
 def residual_amplitude(hu: np.ndarray, reference: np.ndarray, sigma_voxels: float = 3.0) -> dict:
