@@ -1,0 +1,487 @@
+"""One lent GPU, one call: the CUDA paths at the paper's sizes, and the benchmark's DDPM trained at GPU scale.
+
+A GPU is lent to a session only now and then, for minutes, on a machine that has torch but not
+this project's environment and no network. So the work is split in three:
+
+    # here (CPU): the benchmark's training crops and validation masks, the variants' settings
+    .venv/bin/python bench/cuda_check.py pack --run runs/benchmark --out .gpu
+    # there, in one call (PYTHONPATH=src, monai and jsonschema carried as wheels):
+    python3 bench/cuda_check.py gpu --pack .gpu --out $OUT --deadline 500
+    # here again: each GPU variant becomes a harness variant that bench/ddpm_recipe.py scores
+    .venv/bin/python bench/cuda_check.py unpack --results DIR --pack .gpu --run runs/benchmark
+
+**Part 1, the paper's sizes** (config/lidc.yaml's net, channels 32-64-128-128, patch 64 x 128 x 128,
+crop 128 x 256 x 256), through the project's own Trainer, sampler and checkpoint code on CUDA:
+one training step patch-wise and on the whole volume (128 x 256 x 256 and 256^3, which the CPU
+benchmark could only extrapolate), one network call of whole-volume sampling, a full DDIM-50
+sample of a crop (CUDA random generator, checkpoint written on the GPU and read back), windowed
+sampling of 256 x 512 x 512; each in fp32 and bf16 autocast, with seconds and the CUDA caching
+allocator's peak (``max_memory_allocated``, ``max_memory_reserved``). Out of memory is a result.
+
+**Part 2, the recipe at GPU scale**: each variant of :data:`VARIANTS` trains on the benchmark's
+crops for a wall-clock budget (calibrated like ``ddpm_recipe.py``: steps = budget / seconds per
+step, so a learning-rate decay sees its horizon), then generates the harness's validation masks x
+seeds with each sampler of the variant. Volumes and the model come back; ``unpack`` files them
+where ``bench/ddpm_recipe.py --name <variant> --set ...`` finds a trained and sampled variant and
+only scores it with its frozen real-data judge.
+
+Every part runs under the ``--deadline`` (seconds from the start): a case that would start too
+late is skipped and says so, so one call never outlives its lease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+log = logging.getLogger("cuda_check")
+
+#: the benchmark's DDPM as docs/benchmark/ddpm_ab.csv's "base" row pins it (bench/ddpm_ab.sh)
+BASE_SETS = ["ddpm.training.lr_schedule=constant", "ddpm.training.nodule_patch_fraction=0.5"]
+#: GPU variants: name, settings over BASE_SETS, the sampling settings each is generated with
+VARIANTS = [
+    ("gpu-cosine-b16", ["ddpm.training.lr_schedule=cosine", "ddpm.training.batch_size=16"],
+     {"": [], "-eta1": ["sampling.eta=1.0"]}),
+    ("gpu-levels4-cosine-b16", ["ddpm.network.channels=[16,32,64,128]", "ddpm.training.lr_schedule=cosine",
+                                "ddpm.training.batch_size=16"],
+     {"": [], "-eta1": ["sampling.eta=1.0"]}),
+]
+MASKS, SEEDS = 6, 2                      # the harness's defaults (bench/ddpm_recipe.py)
+PAPER_VOLUME = (128, 256, 256)           # config/lidc.yaml's preprocess.volume_size
+MODEL_LIMIT_BYTES = 15 * 2**20           # what one file back from the lent machine may hold
+
+
+# ----------------------------------------------------------------------------- pack (here)
+
+def pack(run: Path, out: Path, overlays: list[Path]) -> None:
+    """The training crops, the first validation masks and every setting the GPU side needs, resolved
+    and validated here (the GPU machine has no config overlays to read)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from benchlib import config_with
+    from lungsynth.pipeline.ddpm import read_training_set
+    from lungsynth.io import read_nifti
+
+    split = json.loads((run / "results" / "data" / "splits.json").read_text())
+    folder = run / "results" / "data"
+    train = split["train"]
+    images, masks, spacing = read_training_set([folder / "images" / f"{c}.nii.gz" for c in train],
+                                               [folder / "masks" / f"{c}.nii.gz" for c in train])
+    validation = split["validation"][:MASKS]
+    arrays = {"images": np.stack(images).astype(np.int16), "masks": np.stack(masks).astype(np.uint8),
+              "validation_masks": np.stack([read_nifti(folder / "masks" / f"{c}.nii.gz")[0] for c in validation])
+              .astype(np.uint8)}
+    variants = []
+    for name, sets, samplers in VARIANTS:
+        for suffix, sampling_sets in samplers.items():
+            config = config_with(overlays, BASE_SETS + sets + sampling_sets)
+            variants.append({"name": name + suffix, "model": name, "sets": BASE_SETS + sets + sampling_sets,
+                             "ddpm": config["ddpm"], "sampling": config["sampling"]})
+    paper = config_with([ROOT / "config" / "lidc.yaml"], [])
+    meta = {"train": train, "validation": validation, "spacing": spacing, "seeds": SEEDS, "variants": variants,
+            "paper": {"ddpm": paper["ddpm"], "sampling": paper["sampling"]}}
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "data.npz", **arrays)
+    (out / "pack.json").write_text(json.dumps(meta, indent=1))
+    size = sum(p.stat().st_size for p in out.iterdir()) / 2**20
+    print(f"{out}: {len(train)} training crops {arrays['images'].shape[1:]}, {len(validation)} validation masks, "
+          f"{len(variants)} variants; {size:.1f} MiB")
+
+
+# ----------------------------------------------------------------------------- GPU side
+
+class Clock:
+    """Seconds left before ``deadline`` (from the start of the call)."""
+
+    def __init__(self, deadline: float):
+        self.started, self.deadline = time.perf_counter(), deadline
+
+    def left(self) -> float:
+        return self.deadline - (time.perf_counter() - self.started)
+
+
+def cuda_memory(device) -> dict:
+    import torch
+
+    if device.type != "cuda":
+        return {}
+    return {"cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20),
+            "cuda_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20)}
+
+
+def fresh(device) -> None:
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measured(case: dict, device, clock: Clock, need: float, work) -> dict:
+    """Run ``work()`` (returns a dict of figures) as one case: its memory peak, out of memory or an
+    error as the case's status, or skipped if fewer than ``need`` seconds are left."""
+    import torch
+
+    if clock.left() < need:
+        return {**case, "status": f"skipped: {clock.left():.0f} s left, needs ~{need:.0f}"}
+    fresh(device)
+    try:
+        result = {**case, **work(), "status": "ok"}
+    except getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError) as err:
+        result = {**case, "status": "out of memory", "note": str(err).splitlines()[0][:200]}
+    except Exception as err:   # noqa: BLE001 - a case that fails is a row, the others still run
+        text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        result = {**case, "status": "out of memory" if "out of memory" in text.lower() else "error", "note": text}
+    result.update(cuda_memory(device))
+    fresh(device)
+    log.info("%s", {k: v for k, v in result.items() if k != "note"} | ({"note": result["note"]}
+                                                                       if "note" in result else {}))
+    return result
+
+
+def paper_cases(meta: dict, device, clock: Clock, tiny: bool) -> list[dict]:
+    """Part 1: the paper-scale net's training and sampling paths on ``device``."""
+    import torch
+
+    from lungsynth.ddpm.checkpoint import load_model, save_model
+    from lungsynth.ddpm.network import build_network, network_config
+    from lungsynth.ddpm.sample import sample_case, sample_volume
+    from lungsynth.ddpm.settings import DdpmSettings, SamplingSettings
+    from lungsynth.ddpm.train import Trainer
+    from lungsynth.runtime import autocast, bf16_is_used
+
+    ddpm = json.loads(json.dumps(meta["paper"]["ddpm"]))
+    if tiny:   # the paths, not the paper net's arithmetic
+        ddpm["network"].update(channels=[8, 16, 16, 16], norm_num_groups=8, num_res_blocks=1)
+    patch = [16, 16, 16] if tiny else list(ddpm["training"]["patch_size"])
+    volume = [16, 32, 32] if tiny else list(PAPER_VOLUME)
+    big = [32, 32, 32] if tiny else [256, 256, 256]
+    huge = [32, 32, 64] if tiny else [256, 512, 512]
+    rows = []
+
+    def settings_for(p, bf16):
+        spec = json.loads(json.dumps(ddpm))
+        spec["training"].update(patch_size=list(p), batch_size=1, bf16=bf16, nodule_patch_fraction=0.0)
+        return DdpmSettings.from_config(spec)
+
+    def train_case(size, p, bf16, steps):
+        def work():
+            hu = torch.full((1, *size), -700, dtype=torch.int16)
+            trainer = Trainer(settings_for(p, bf16), hu, torch.zeros_like(hu, dtype=torch.uint8), device)
+            trainer.step(1)                                           # allocates AdamW's state
+            synchronize(device)
+            started = time.perf_counter()
+            for s in range(steps):
+                trainer.step(2 + s)
+            synchronize(device)
+            return {"seconds": (time.perf_counter() - started) / steps, "per": "training step",
+                    "note": f"mean of {steps} steps after one"}
+        return work
+
+    def net_call(size, bf16):
+        def work():
+            model = build_network(network_config(settings_for(patch, bf16).network)).to(device).eval()
+            x, t = torch.zeros((1, 5, *size), device=device), torch.tensor([500], device=device)
+            with torch.no_grad(), autocast(device, bf16):
+                model(x, t)
+                synchronize(device)
+                started = time.perf_counter()
+                model(x, t)
+                synchronize(device)
+            return {"seconds": time.perf_counter() - started, "per": "network call"}
+        return work
+
+    def full_sample(bf16, steps, folder):
+        """A checkpoint written from the GPU, read back, and one whole crop generated from a mask."""
+        def work():
+            hu = torch.full((1, *volume), -700, dtype=torch.int16)
+            settings = settings_for(patch, bf16)
+            trainer = Trainer(settings, hu, torch.zeros_like(hu, dtype=torch.uint8), device)
+            trainer.step(1)
+            path = folder / "paper-model.pt"
+            save_model(path, trainer.ema.module, settings=settings, network=trainer.network, volume_size=volume,
+                       spacing=None, data_hash="cuda-check", step=1)
+            on_cpu = load_model(path, "cpu")                          # a GPU checkpoint opens on a CPU machine
+            assert next(on_cpu.model.parameters()).device.type == "cpu"
+            loaded = load_model(path, device)
+            mask = np.zeros(volume, dtype=np.uint8)
+            mask[tuple(slice(s // 2 - 3, s // 2 + 3) for s in volume)] = 1
+            sampling = SamplingSettings.from_config({"sampler": "ddim", "steps": steps, "mode": "whole", "bf16": bf16})
+            synchronize(device)
+            started = time.perf_counter()
+            out = sample_case(loaded, mask, case_id="cuda-check", settings=sampling, device=device)
+            synchronize(device)
+            seconds = time.perf_counter() - started
+            path.unlink()
+            assert out.shape == tuple(volume) and out.dtype == np.int16
+            return {"seconds": seconds, "per": f"whole crop, DDIM-{steps}",
+                    "note": f"x {1000 / steps:.0f} for the paper's 1000-step DDPM: ~{seconds * 1000 / steps:.0f} s; "
+                            f"HU {int(out.min())}..{int(out.max())}; checkpoint read back on the CPU"}
+        return work
+
+    def windowed(size, bf16, overlap, window_batch, steps):
+        def work():
+            model = build_network(network_config(settings_for(patch, bf16).network)).to(device).eval()
+            schedule = settings_for(patch, bf16).schedule
+            mask = np.zeros(size, dtype=np.uint8)
+            synchronize(device)
+            started = time.perf_counter()
+            sample_volume(model, mask, schedule, sampler="ddim", steps=steps, mode="windowed", window=patch,
+                          overlap=overlap, window_batch=window_batch, bf16=bf16, device=device,
+                          generator=torch.Generator(device=device).manual_seed(0))
+            synchronize(device)
+            seconds = (time.perf_counter() - started) / steps
+            return {"seconds": seconds, "per": "sampling step (all windows)",
+                    "note": f"{window_batch} windows per call; DDIM-50 ~{50 * seconds:.0f} s"}
+        return work
+
+    def case(mode, size, p, bf16, overlap=None):
+        return {"part": "paper", "net": "paper", "mode": mode, "size": "x".join(map(str, size)),
+                "patch_or_window": "x".join(map(str, p)) if p else "", "overlap": overlap,
+                "precision": "bf16 autocast" if bf16_is_used(device, bf16) else
+                "fp32 (bf16 asked for, not used here)" if bf16 else "fp32"}
+
+    plan = []
+    for bf16 in (True, False):
+        plan.append((case("train patch-wise", big, patch, bf16), 15, train_case(big, patch, bf16, 5)))
+    for bf16 in (True, False):
+        plan.append((case("train whole volume", volume, None, bf16), 25, train_case(volume, volume, bf16, 3)))
+    for bf16 in (True, False):
+        plan.append((case("sample whole", volume, None, bf16), 10, net_call(volume, bf16)))
+    ddim = 2 if tiny else 50
+    plan.append((case(f"sample whole, DDIM-{ddim} crop", volume, None, True), 30, full_sample(True, ddim, meta["_out"])))
+    plan.append((case("sample windowed", huge, patch, True, 0.25), 40, windowed(huge, True, 0.25, 4, 2)))
+    for bf16 in (True, False):
+        plan.append((case("train whole volume", big, None, bf16), 40, train_case(big, big, bf16, 1)))
+    plan.append((case("sample whole", big, None, True), 15, net_call(big, True)))
+    plan.append((case("sample whole", huge, None, True), 30, net_call(huge, True)))
+    for spec, need, work in plan:
+        rows.append(measured(spec, device, clock, need + meta["_reserve"], work))
+        meta["_write"](rows)
+    return rows
+
+
+def train_variant(meta: dict, data, variant: dict, out: Path, budget: float, device, threads: int,
+                  calibration_steps: int = 30, min_steps: int = 50) -> dict:
+    """Part 2: train one variant on the benchmark's crops for ``budget`` wall seconds."""
+    from lungsynth.ddpm.settings import DdpmSettings
+    from lungsynth.ddpm.train import train_ddpm
+
+    settings = DdpmSettings.from_config(variant["ddpm"])
+    images, masks = list(data["images"]), list(data["masks"])
+    calibration = train_ddpm(images, masks, settings.replace(training=settings.training.replace(steps=calibration_steps)),
+                             out / "calibration.pt", device=device, threads=threads, progress=False,
+                             checkpoint_every=calibration_steps, names=meta["train"])
+    per_step = float(calibration.losses["seconds"].diff().iloc[calibration_steps // 5:].median())  # after warm-up
+    steps = max(min_steps, int(budget / per_step))
+    settings = settings.replace(training=settings.training.replace(steps=steps))
+    result = train_ddpm(images, masks, settings, out / "model.pt", device=device, threads=threads, progress=False,
+                        checkpoint_every=steps, spacing=meta["spacing"], names=meta["train"])
+    for stale in out.glob("calibration.pt*"):
+        stale.unlink()
+    (out / "model.pt.state").unlink(missing_ok=True)
+    losses = result.losses
+    wall = float(losses["seconds"].iloc[-1])
+    return {"model": variant["model"], "steps": int(result.step), "batch_size": settings.training.batch_size,
+            "wall_seconds": wall, "seconds_per_step": per_step, "patches_per_s": result.step *
+            settings.training.batch_size / wall, "final_loss": float(losses["loss"].tail(100).mean()),
+            "budget": budget, "losses": losses[["step", "loss", "lr", "seconds"]].to_numpy(np.float32)}
+
+
+def sample_variant(meta: dict, data, variant: dict, model_path: Path, device) -> dict:
+    """The validation masks x seeds of one variant, as the harness would generate them."""
+    from lungsynth.ddpm.checkpoint import load_model
+    from lungsynth.ddpm.sample import sample_case
+    from lungsynth.ddpm.settings import SamplingSettings
+
+    base = SamplingSettings.from_config(variant["sampling"])
+    loaded = load_model(model_path, device)
+    volumes, seconds = {}, []
+    for case, mask in zip(meta["validation"], data["validation_masks"]):
+        for s in range(meta["seeds"]):
+            started = time.perf_counter()
+            volumes[f"{case}_s{s}"] = sample_case(loaded, mask, case_id=case, settings=base.replace(seed=base.seed + s),
+                                                  spacing=meta["spacing"], device=device)
+            seconds.append(time.perf_counter() - started)
+    return {"volumes": volumes, "sample_seconds": float(np.mean(seconds))}
+
+
+def gpu(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
+    try:
+        import SimpleITK  # noqa: F401
+    except ImportError:   # the lent machine's image lacks it; the DDPM's paths here never read NIfTI
+        sys.modules["SimpleITK"] = types.ModuleType("SimpleITK")
+    import pandas as pd
+    import torch
+
+    from lungsynth.runtime import bf16_is_used, resolve_device
+
+    clock = Clock(args.deadline)
+    device = resolve_device(args.device)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((args.pack / "pack.json").read_text())
+    info = {"torch": torch.__version__, "device": str(device),
+            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else "",
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+            "tf32_conv": torch.backends.cudnn.allow_tf32, "bf16_used": bf16_is_used(device, True),
+            "cpu_threads": args.threads}
+    log.info("%s", info)
+
+    def write_rows(rows):
+        frame = pd.DataFrame(rows).assign(gpu=info["gpu"] or "cpu", torch=info["torch"])
+        tmp = out / ".paper.csv"
+        frame.to_csv(tmp, index=False)
+        tmp.replace(out / "cuda_paper.csv")
+
+    meta.update(_out=out, _reserve=args.reserve, _write=write_rows)
+    if "paper" in args.parts:
+        paper_cases(meta, device, Clock(min(args.paper_budget, clock.left() - args.reserve)), args.tiny)
+    records = {"info": info, "variants": {}}
+    if "recipe" in args.parts:
+        data = dict(np.load(args.pack / "data.npz"))
+        if args.tiny:
+            data = {k: v[:3] for k, v in data.items()}
+        models = list(dict.fromkeys(v["model"] for v in meta["variants"]))
+        for i, model in enumerate(models):
+            variants = [v for v in meta["variants"] if v["model"] == model]
+            # each remaining model gets an equal share of the time left, after sampling's
+            budget = min(args.budget, (clock.left() - args.reserve - args.sampling_seconds * len(variants)
+                                       * (len(models) - i)) / (len(models) - i))
+            if budget < min(args.budget, 20.0):
+                log.warning("%s: skipped, %.0f s left", model, clock.left())
+                continue
+            folder = out / model
+            folder.mkdir(exist_ok=True)
+            try:
+                record = train_variant(meta, data, variants[0], folder, budget, device, args.threads,
+                                       *((5, 5) if args.tiny else ()))
+            except Exception:   # noqa: BLE001 - the next model still gets its share
+                log.exception("%s: training failed", model)
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            record["losses"] = record["losses"].tolist()   # step, loss, lr, seconds
+            for variant in variants:   # one file per variant: a file back from the lent machine holds <= 16 MiB
+                sampled = sample_variant(meta, data, variant, folder / "model.pt", device)
+                np.savez_compressed(out / f"{variant['name']}.npz", **sampled["volumes"])
+                records["variants"][variant["name"]] = {**record, "sample_seconds": sampled["sample_seconds"]}
+            model_file = folder / "model.pt"
+            if model_file.stat().st_size <= MODEL_LIMIT_BYTES:
+                model_file.replace(out / f"{model}.pt")
+            else:
+                log.warning("%s: %.0f MiB, too big to come back; its volumes do", model_file,
+                            model_file.stat().st_size / 2**20)
+                model_file.unlink()
+            shutil.rmtree(folder, ignore_errors=True)
+            (out / "records.json").write_text(json.dumps(records, indent=1))
+            log.info("%s: %s", model, {k: v for k, v in record.items() if k != "losses"})
+    (out / "records.json").write_text(json.dumps(records, indent=1))
+    log.info("done, %.0f s of %.0f used", args.deadline - clock.left(), args.deadline)
+    return 0
+
+
+# ----------------------------------------------------------------------------- unpack (here)
+
+def unpack(results: Path, pack_dir: Path, run: Path, recipe: Path, overlays: list[Path]) -> None:
+    """File each GPU variant where bench/ddpm_recipe.py finds it trained and sampled."""
+    import pandas as pd
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from benchlib import config_with
+    from lungsynth.io import read_nifti, write_csv, write_nifti
+
+    sets_of = {v["name"]: v["sets"] for v in json.loads((pack_dir / "pack.json").read_text())["variants"]}
+    records = json.loads((results / "records.json").read_text())
+    folder = run / "results" / "data"
+    for name, record in records["variants"].items():
+        sets = sets_of[name]
+        config = config_with(overlays, sets)
+        out = recipe / name
+        (out / "volumes" / "masks").mkdir(parents=True, exist_ok=True)
+        arrays = np.load(results / f"{name}.npz")
+        for volume_name in arrays.files:
+            case = volume_name.rsplit("_s", 1)[0]
+            mask, geometry = read_nifti(folder / "masks" / f"{case}.nii.gz")
+            write_nifti(out / "volumes" / f"{volume_name}.nii.gz", arrays[volume_name], geometry)
+            write_nifti(out / "volumes" / "masks" / f"{volume_name}.nii.gz", mask, geometry)
+        losses = pd.DataFrame(record["losses"], columns=["step", "loss", "lr", "seconds"]).astype({"step": int})
+        write_csv(out / "loss.csv", losses)
+        model = results / f"{record['model']}.pt"
+        if model.exists():
+            (out / "model.pt").write_bytes(model.read_bytes())
+        else:   # scored from its volumes only; the harness must not try to train it again
+            (out / "model.pt").write_text("trained on a lent GPU; the weights did not come back\n")
+        (out / "config.yaml").write_text(yaml.safe_dump({k: config[k] for k in ("ddpm", "sampling", "execution")}))
+        (out / "training.json").write_text(json.dumps({
+            "budget": record["budget"], "cpu_seconds": record["wall_seconds"], "trained_steps": record["steps"],
+            "patches_per_s": record["patches_per_s"], "final_loss": record["final_loss"],
+            "seconds_per_step": record["seconds_per_step"], "batch_size": record["batch_size"],
+            "gpu_sample_seconds_per_volume": record["sample_seconds"],
+            "device": f"{records['info']['gpu']} (wall seconds, not CPU seconds)"}, indent=1))
+        print(f"{out}: {record['steps']} steps x {record['batch_size']} in {record['wall_seconds']:.0f} s on "
+              f"{records['info']['gpu']}; score with:\n  .venv/bin/python bench/ddpm_recipe.py --run {run} "
+              f"--config config/benchmark.yaml --name {name} " + " ".join(f"--set {s}" for s in sets))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("pack", help="here: the data and settings the GPU side needs")
+    a.add_argument("--run", type=Path, required=True)
+    a.add_argument("--config", type=Path, action="append", default=None)
+    a.add_argument("--out", type=Path, default=ROOT / ".gpu")
+    g = sub.add_parser("gpu", help="there: part 1 (paper sizes) and part 2 (recipe at GPU scale)")
+    g.add_argument("--pack", type=Path, default=ROOT / ".gpu")
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--device", default="auto")
+    g.add_argument("--deadline", type=float, default=500.0, help="seconds from the start for everything")
+    g.add_argument("--paper-budget", type=float, default=150.0, help="seconds for part 1")
+    g.add_argument("--budget", type=float, default=150.0, help="training seconds per variant at most")
+    g.add_argument("--sampling-seconds", type=float, default=15.0, help="expected seconds to sample one variant")
+    g.add_argument("--reserve", type=float, default=15.0, help="seconds kept free at the end")
+    g.add_argument("--threads", type=int, default=8)
+    g.add_argument("--parts", nargs="+", default=["paper", "recipe"], choices=["paper", "recipe"])
+    g.add_argument("--tiny", action="store_true", help="tiny sizes (a check of this script on a CPU)")
+    u = sub.add_parser("unpack", help="here: file the GPU variants for bench/ddpm_recipe.py")
+    u.add_argument("--results", type=Path, required=True, help="the folder the GPU call's files came back in")
+    u.add_argument("--pack", type=Path, default=ROOT / ".gpu", help="the pack the GPU call ran on")
+    u.add_argument("--run", type=Path, required=True)
+    u.add_argument("--config", type=Path, action="append", default=None)
+    u.add_argument("--recipe", type=Path, default=ROOT / "bench" / "results" / "recipe")
+    args = p.parse_args(argv)
+    overlays = args.config if getattr(args, "config", None) else [ROOT / "config" / "benchmark.yaml"]
+    if args.command == "pack":
+        pack(args.run, args.out, overlays)
+        return 0
+    if args.command == "unpack":
+        unpack(args.results, args.pack, args.run, args.recipe, overlays)
+        return 0
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return gpu(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
