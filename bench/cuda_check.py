@@ -51,13 +51,17 @@ log = logging.getLogger("cuda_check")
 
 #: the benchmark's DDPM as docs/benchmark/ddpm_ab.csv's "base" row pins it (bench/ddpm_ab.sh)
 BASE_SETS = ["ddpm.training.lr_schedule=constant", "ddpm.training.nodule_patch_fraction=0.5"]
-#: GPU variants: name, settings over BASE_SETS, the sampling settings each is generated with
+#: GPU variants: name, settings over BASE_SETS, the sampling settings each is generated with, and a
+#: fixed step count (None: as many as the wall-clock budget allows). "gpu-base" repeats the CPU
+#: table's base row (its 3669 steps of 2 patches) so that the judge retrained here is checked
+#: against the row it was first measured with.
 VARIANTS = [
+    ("gpu-base", [], {"": []}, 3669),
     ("gpu-cosine-b16", ["ddpm.training.lr_schedule=cosine", "ddpm.training.batch_size=16"],
-     {"": [], "-eta1": ["sampling.eta=1.0"]}),
+     {"": [], "-eta1": ["sampling.eta=1.0"]}, None),
     ("gpu-levels4-cosine-b16", ["ddpm.network.channels=[16,32,64,128]", "ddpm.training.lr_schedule=cosine",
                                 "ddpm.training.batch_size=16"],
-     {"": [], "-eta1": ["sampling.eta=1.0"]}),
+     {"": [], "-eta1": ["sampling.eta=1.0"]}, None),
 ]
 MASKS, SEEDS = 6, 2                      # the harness's defaults (bench/ddpm_recipe.py)
 PAPER_VOLUME = (128, 256, 256)           # config/lidc.yaml's preprocess.volume_size
@@ -84,10 +88,11 @@ def pack(run: Path, out: Path, overlays: list[Path]) -> None:
               "validation_masks": np.stack([read_nifti(folder / "masks" / f"{c}.nii.gz")[0] for c in validation])
               .astype(np.uint8)}
     variants = []
-    for name, sets, samplers in VARIANTS:
+    for name, sets, samplers, steps in VARIANTS:
         for suffix, sampling_sets in samplers.items():
             config = config_with(overlays, BASE_SETS + sets + sampling_sets)
             variants.append({"name": name + suffix, "model": name, "sets": BASE_SETS + sets + sampling_sets,
+                             "fixed_steps": steps,
                              "ddpm": config["ddpm"], "sampling": config["sampling"]})
     paper = config_with([ROOT / "config" / "lidc.yaml"], [])
     meta = {"train": train, "validation": validation, "spacing": spacing, "seeds": SEEDS, "variants": variants,
@@ -284,7 +289,8 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool) -> list[dict]:
 
 def train_variant(meta: dict, data, variant: dict, out: Path, budget: float, device, threads: int,
                   calibration_steps: int = 30, min_steps: int = 50) -> dict:
-    """Part 2: train one variant on the benchmark's crops for ``budget`` wall seconds."""
+    """Part 2: train one variant on the benchmark's crops for ``budget`` wall seconds, or for its
+    fixed step count if that fits in the budget."""
     from lungsynth.ddpm.settings import DdpmSettings
     from lungsynth.ddpm.train import train_ddpm
 
@@ -295,6 +301,11 @@ def train_variant(meta: dict, data, variant: dict, out: Path, budget: float, dev
                              checkpoint_every=calibration_steps, names=meta["train"])
     per_step = float(calibration.losses["seconds"].diff().iloc[calibration_steps // 5:].median())  # after warm-up
     steps = max(min_steps, int(budget / per_step))
+    if variant["fixed_steps"] and variant["fixed_steps"] <= steps:
+        steps = variant["fixed_steps"]
+    elif variant["fixed_steps"]:
+        log.warning("%s: %d steps do not fit in %.0f s; %d instead", variant["name"], variant["fixed_steps"],
+                    budget, steps)
     settings = settings.replace(training=settings.training.replace(steps=steps))
     result = train_ddpm(images, masks, settings, out / "model.pt", device=device, threads=threads, progress=False,
                         checkpoint_every=steps, spacing=meta["spacing"], names=meta["train"])
@@ -362,14 +373,18 @@ def gpu(args) -> int:
     records = {"info": info, "variants": {}}
     if "recipe" in args.parts:
         data = dict(np.load(args.pack / "data.npz"))
-        if args.tiny:
+        if args.tiny:   # a check of the paths: 3 crops, 2 patches a step
             data = {k: v[:3] for k, v in data.items()}
+            for v in meta["variants"]:
+                v["ddpm"]["training"]["batch_size"] = 2
         models = list(dict.fromkeys(v["model"] for v in meta["variants"]))
+        fixed = {v["model"] for v in meta["variants"] if v["fixed_steps"]}
         for i, model in enumerate(models):
             variants = [v for v in meta["variants"] if v["model"] == model]
-            # each remaining model gets an equal share of the time left, after sampling's
-            budget = min(args.budget, (clock.left() - args.reserve - args.sampling_seconds * len(variants)
-                                       * (len(models) - i)) / (len(models) - i))
+            later = [m for m in models[i:] if m not in fixed]   # those sharing the time left equally
+            sampling = args.sampling_seconds * sum(v["model"] in models[i:] for v in meta["variants"])
+            share = (clock.left() - args.reserve - sampling - args.fixed_seconds * len(fixed & set(models[i + 1:])))
+            budget = min(args.budget, share if model in fixed else share / max(1, len(later)))
             if budget < min(args.budget, 20.0):
                 log.warning("%s: skipped, %.0f s left", model, clock.left())
                 continue
@@ -388,10 +403,10 @@ def gpu(args) -> int:
                 np.savez_compressed(out / f"{variant['name']}.npz", **sampled["volumes"])
                 records["variants"][variant["name"]] = {**record, "sample_seconds": sampled["sample_seconds"]}
             model_file = folder / "model.pt"
-            if model_file.stat().st_size <= MODEL_LIMIT_BYTES:
+            if model_file.stat().st_size <= MODEL_LIMIT_BYTES and model not in fixed:
                 model_file.replace(out / f"{model}.pt")
             else:
-                log.warning("%s: %.0f MiB, too big to come back; its volumes do", model_file,
+                log.warning("%s: %.0f MiB, not sent back (at most 8 files of 16 MiB); its volumes are", model_file,
                             model_file.stat().st_size / 2**20)
                 model_file.unlink()
             shutil.rmtree(folder, ignore_errors=True)
@@ -461,6 +476,7 @@ def main(argv=None) -> int:
     g.add_argument("--paper-budget", type=float, default=150.0, help="seconds for part 1")
     g.add_argument("--budget", type=float, default=150.0, help="training seconds per variant at most")
     g.add_argument("--sampling-seconds", type=float, default=15.0, help="expected seconds to sample one variant")
+    g.add_argument("--fixed-seconds", type=float, default=60.0, help="expected seconds of a fixed-step variant")
     g.add_argument("--reserve", type=float, default=15.0, help="seconds kept free at the end")
     g.add_argument("--threads", type=int, default=8)
     g.add_argument("--parts", nargs="+", default=["paper", "recipe"], choices=["paper", "recipe"])

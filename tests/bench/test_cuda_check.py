@@ -25,17 +25,20 @@ def test_a_pack_trains_and_samples_every_variant_and_unpacks_for_the_harness(tmp
     pack, back, recipe = tmp_path / "pack", tmp_path / "back", tmp_path / "recipe"
     assert module.main(["pack", "--run", str(run), "--config", str(overlay), "--out", str(pack)]) == 0
     meta = json.loads((pack / "pack.json").read_text())
-    assert [v["name"] for v in meta["variants"]] == [name + suffix for name, _, samplers in module.VARIANTS
+    assert [v["name"] for v in meta["variants"]] == [name + suffix for name, _, samplers, _ in module.VARIANTS
                                                      for suffix in samplers]
-    assert meta["variants"][1]["sampling"]["eta"] == 1.0 and meta["variants"][0]["ddpm"]["training"]["batch_size"] == 16
+    by_name = {v["name"]: v for v in meta["variants"]}
+    assert by_name["gpu-cosine-b16-eta1"]["sampling"]["eta"] == 1.0
+    assert by_name["gpu-cosine-b16"]["ddpm"]["training"]["batch_size"] == 16
 
     assert module.main(["gpu", "--pack", str(pack), "--out", str(back), "--device", "cpu", "--tiny",
-                        "--parts", "recipe", "--budget", "1", "--sampling-seconds", "1", "--deadline", "600",
+                        "--parts", "recipe", "--budget", "1", "--sampling-seconds", "1", "--fixed-seconds", "1", "--deadline", "600",
                         "--threads", "1"]) == 0
     records = json.loads((back / "records.json").read_text())
     assert set(records["variants"]) == {v["name"] for v in meta["variants"]}
     first = records["variants"]["gpu-cosine-b16"]
     assert first["steps"] >= 5 and first["patches_per_s"] > 0 and np.isfinite(first["final_loss"])
+    assert records["variants"]["gpu-base"]["steps"] == 5   # its 3669 steps do not fit in 1 s: the budget's
     volumes = np.load(back / "gpu-cosine-b16-eta1.npz")
     sampled = volumes.files
     assert len(sampled) == len(meta["validation"]) * meta["seeds"]
