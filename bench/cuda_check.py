@@ -160,8 +160,7 @@ def measured(case: dict, device, clock: Clock, need: float, work) -> dict:
         result = {**case, "status": "out of memory" if "out of memory" in text.lower() else "error", "note": text}
     result.update(cuda_memory(device))
     fresh(device)
-    log.info("%s", {k: v for k, v in result.items() if k != "note"} | ({"note": result["note"]}
-                                                                       if "note" in result else {}))
+    log.info("%s", result)
     return result
 
 
