@@ -38,7 +38,8 @@ def test_a_pack_trains_and_samples_every_variant_and_unpacks_for_the_harness(tmp
     assert set(records["variants"]) == {v["name"] for v in meta["variants"]}
     first = records["variants"]["gpu-cosine-b16"]
     assert first["steps"] >= 5 and first["patches_per_s"] > 0 and np.isfinite(first["final_loss"])
-    assert records["variants"]["gpu-base"]["steps"] == 5   # its 3669 steps do not fit in 1 s: the budget's
+    # its fixed 3669 steps do not fit in a 1 s budget: it trains what the budget allows instead
+    assert 5 <= records["variants"]["gpu-base"]["steps"] < 3669
     volumes = np.load(back / "gpu-cosine-b16-eta1.npz")
     sampled = volumes.files
     assert len(sampled) == len(meta["validation"]) * meta["seeds"]
