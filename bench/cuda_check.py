@@ -32,6 +32,7 @@ late is skipped and says so, so one call never outlives its lease.
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import logging
@@ -64,7 +65,6 @@ VARIANTS = [
      {"": [], "-eta1": ["sampling.eta=1.0"]}, None),
 ]
 MASKS, SEEDS = 6, 2                      # the harness's defaults (bench/ddpm_recipe.py)
-PAPER_VOLUME = (128, 256, 256)           # config/lidc.yaml's preprocess.volume_size
 MODEL_LIMIT_BYTES = 15 * 2**20           # what one file back from the lent machine may hold
 
 
@@ -96,7 +96,7 @@ def pack(run: Path, out: Path, overlays: list[Path]) -> None:
                              "ddpm": config["ddpm"], "sampling": config["sampling"]})
     paper = config_with([ROOT / "config" / "lidc.yaml"], [])
     meta = {"train": train, "validation": validation, "spacing": spacing, "seeds": SEEDS, "variants": variants,
-            "paper": {"ddpm": paper["ddpm"], "sampling": paper["sampling"]}}
+            "paper": {"ddpm": paper["ddpm"], "volume_size": paper["preprocess"]["volume_size"]}}
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "data.npz", **arrays)
     (out / "pack.json").write_text(json.dumps(meta, indent=1))
@@ -164,8 +164,11 @@ def measured(case: dict, device, clock: Clock, need: float, work) -> dict:
     return result
 
 
-def paper_cases(meta: dict, device, clock: Clock, tiny: bool) -> list[dict]:
-    """Part 1: the paper-scale net's training and sampling paths on ``device``."""
+def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, reserve: float,
+                write_rows) -> list[dict]:
+    """Part 1: the paper-scale net's training and sampling paths on ``device``; ``write_rows(rows)``
+    after each case (a call cut short keeps what it measured), ``folder`` for the checkpoint's
+    round trip, ``reserve`` seconds kept free at the end."""
     import torch
 
     from lungsynth.ddpm.checkpoint import load_model, save_model
@@ -175,17 +178,17 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool) -> list[dict]:
     from lungsynth.ddpm.train import Trainer
     from lungsynth.runtime import autocast, bf16_is_used
 
-    ddpm = json.loads(json.dumps(meta["paper"]["ddpm"]))
+    ddpm = copy.deepcopy(meta["paper"]["ddpm"])
     if tiny:   # the paths, not the paper net's arithmetic
         ddpm["network"].update(channels=[8, 16, 16, 16], norm_num_groups=8, num_res_blocks=1)
     patch = [16, 16, 16] if tiny else list(ddpm["training"]["patch_size"])
-    volume = [16, 32, 32] if tiny else list(PAPER_VOLUME)
+    volume = [16, 32, 32] if tiny else list(meta["paper"]["volume_size"])
     big = [32, 32, 32] if tiny else [256, 256, 256]
     huge = [32, 32, 64] if tiny else [256, 512, 512]
     rows = []
 
     def settings_for(p, bf16):
-        spec = json.loads(json.dumps(ddpm))
+        spec = copy.deepcopy(ddpm)
         spec["training"].update(patch_size=list(p), batch_size=1, bf16=bf16, nodule_patch_fraction=0.0)
         return DdpmSettings.from_config(spec)
 
@@ -246,8 +249,9 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool) -> list[dict]:
 
     def windowed(size, bf16, overlap, window_batch, steps):
         def work():
-            model = build_network(network_config(settings_for(patch, bf16).network)).to(device).eval()
-            schedule = settings_for(patch, bf16).schedule
+            settings = settings_for(patch, bf16)
+            model = build_network(network_config(settings.network)).to(device).eval()
+            schedule = settings.schedule
             mask = np.zeros(size, dtype=np.uint8)
             synchronize(device)
             started = time.perf_counter()
@@ -274,15 +278,15 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool) -> list[dict]:
     for bf16 in (True, False):
         plan.append((case("sample whole", volume, None, bf16), 10, net_call(volume, bf16)))
     ddim = 2 if tiny else 50
-    plan.append((case(f"sample whole, DDIM-{ddim} crop", volume, None, True), 30, full_sample(True, ddim, meta["_out"])))
+    plan.append((case(f"sample whole, DDIM-{ddim} crop", volume, None, True), 30, full_sample(True, ddim, folder)))
     plan.append((case("sample windowed", huge, patch, True, 0.25), 40, windowed(huge, True, 0.25, 4, 2)))
     for bf16 in (True, False):
         plan.append((case("train whole volume", big, None, bf16), 40, train_case(big, big, bf16, 1)))
     plan.append((case("sample whole", big, None, True), 15, net_call(big, True)))
     plan.append((case("sample whole", huge, None, True), 30, net_call(huge, True)))
     for spec, need, work in plan:
-        rows.append(measured(spec, device, clock, need + meta["_reserve"], work))
-        meta["_write"](rows)
+        rows.append(measured(spec, device, clock, need + reserve, work))
+        write_rows(rows)
     return rows
 
 
@@ -366,9 +370,9 @@ def gpu(args) -> int:
         frame.to_csv(tmp, index=False)
         tmp.replace(out / "cuda_paper.csv")
 
-    meta.update(_out=out, _reserve=args.reserve, _write=write_rows)
     if "paper" in args.parts:
-        paper_cases(meta, device, Clock(min(args.paper_budget, clock.left() - args.reserve)), args.tiny)
+        paper_cases(meta, device, Clock(min(args.paper_budget, clock.left() - args.reserve)), args.tiny, out,
+                    args.reserve, write_rows)
     records = {"info": info, "variants": {}}
     if "recipe" in args.parts:
         data = dict(np.load(args.pack / "data.npz"))
