@@ -36,9 +36,49 @@ def test_bf16_off_is_never_used():
 
 def test_cuda_asked_for_without_a_gpu_is_an_input_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(InputError, match="no CUDA device"):
+    with pytest.raises(InputError, match="'cuda' asked for, but .* on host "):
         runtime.resolve_device("cuda")
     assert runtime.resolve_device("auto").type == "cpu"
+
+
+def test_missing_gpu_message_names_host_visible_devices_torch_cuda_and_what_to_check(monkeypatch):
+    import platform
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    with pytest.raises(InputError) as caught:
+        runtime.require_cuda("rule train_ddpm", "resources gpu=1 asked for")
+    message = str(caught.value)
+    assert message.startswith("rule train_ddpm: resources gpu=1 asked for")
+    for expected in (platform.node(), "CUDA_VISIBLE_DEVICES=3", torch.__version__, "nvidia-smi",
+                     "execution.device: cpu"):
+        assert expected in message
+
+
+def test_a_job_that_asked_for_a_gpu_stops_at_once_without_one(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from lungsynth import scripting
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ran = []
+    job = SimpleNamespace(log=[str(tmp_path / "job.log")], threads=1, rule="sample",
+                          resources=SimpleNamespace(gpu=1), config={"execution": {"device": "auto"}})
+    with pytest.raises(SystemExit) as stopped:
+        scripting.run(job, lambda: ran.append(True))
+    assert stopped.value.code == 1 and not ran
+    assert "rule sample: resources gpu=1 asked for" in (tmp_path / "job.log").read_text()
+    assert scripting.job_device(job) == "cuda"
+    job.resources.gpu = 0
+    assert scripting.job_device(job) == "auto"
+
+
+def test_gpu_bf16_needs_native_support(monkeypatch):
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (7, 0))   # V100: emulated
+    assert not runtime.bf16_is_used(cuda, True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: (8, 0))   # A100
+    assert runtime.bf16_is_used(cuda, True)
 
 
 def test_memory_format_auto_is_channels_last_for_fp32_on_several_cpu_threads_only(monkeypatch):

@@ -116,7 +116,45 @@ def _run_config(args) -> int:
     return 0
 
 
-COMMANDS = [_add_sample, _add_config]
+def _add_estimate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "estimate", help="what a run will ask of a cluster, per rule, before anything is submitted",
+        description="Print one row per rule of `all`: jobs, threads, memory, GPUs and runtime each job asks "
+                    "(the workflow's own resources, lungsynth.resources), the estimate behind them, and the "
+                    "totals (GPU-hours, CPU core-hours, disk). Needs no data: the case count comes from "
+                    "--cases or the config.")
+    p.add_argument("--configfile", nargs="+", type=Path, default=[], metavar="FILE",
+                   help="overlays on config/config.yaml's defaults, as Snakemake's --configfile")
+    p.add_argument("--cases", type=int, default=None,
+                   help="cases in the run (default: phantom.n_scans, data.max_cases, else ~875 for LIDC-IDRI)")
+    p.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
+    p.set_defaults(func=_run_estimate)
+
+
+def _run_estimate(args) -> int:
+    from .config import load_config
+    from .resources import Counts, estimate_csv, estimate_table, estimate_text
+    from .settings import WorkflowSettings
+
+    for path in args.configfile:
+        if not path.is_file():
+            raise InputError(path, "config file not found")
+    if args.cases is not None and args.cases < 3:
+        raise InputError("--cases", f"a run needs at least 3 cases (train, validation, test), got {args.cases}")
+    config = load_config(*args.configfile)
+    WorkflowSettings.from_config(config)
+    counts = Counts.from_config(config, args.cases)
+    requests = estimate_table(config, counts)
+    print(estimate_text(requests, config, counts))
+    if args.csv:
+        from .io import atomic_path
+
+        with atomic_path(args.csv) as tmp:
+            Path(tmp).write_text(estimate_csv(requests))
+    return 0
+
+
+COMMANDS = [_add_sample, _add_config, _add_estimate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,12 +20,50 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     name = (name or "auto").lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device", f"{name!r} asked for, but torch sees no CUDA device")
+    if name.startswith("cuda"):
+        require_cuda("device", f"{name!r} asked for")
     try:
         return torch.device(name)
     except RuntimeError:
         raise InputError("device", f"unknown device {name!r} (auto, cpu or cuda)") from None
+
+
+def require_cuda(where: str, why: str = "a GPU asked for") -> torch.device:
+    """The CUDA device, or an InputError within seconds that says what the job sees and what to
+    check: a job that asked SLURM for a GPU must not fall back to the CPU and run until its
+    time limit (wrong partition, a node without GPUs, a driver older than torch's CUDA)."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    import platform
+
+    problem = "torch sees no CUDA device"
+    if torch.version.cuda is None:
+        problem = f"this torch ({torch.__version__}) is a CPU-only build"
+    else:
+        try:
+            torch.cuda.init()
+        except Exception as err:     # the driver's own words: too old, no device, not loaded
+            problem = f"CUDA does not start: {err}"
+    raise InputError(where, (
+        f"{why}, but {problem} on host {platform.node()} (CUDA_VISIBLE_DEVICES="
+        f"{os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}, torch {torch.__version__} built for CUDA "
+        f"{torch.version.cuda or 'none'}). Check that the job got a GPU (the partition, sbatch --gpus), "
+        f"that nvidia-smi works on that node and that its driver supports CUDA {torch.version.cuda or '12+'}; "
+        f"or run on the CPU with execution.device: cpu"))
+
+
+def describe_device(device: torch.device, bf16: bool) -> str:
+    """What a network job runs on, for its log and the benchmark tables: the device, its name and the
+    precision (bf16 autocast, fp32, or fp32 with TF32 convolutions, cuDNN's default on Ampere+)."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        precision = "bf16 autocast" if bf16_is_used(device, bf16) else (
+            "TF32 convolutions" if major >= 8 and torch.backends.cudnn.allow_tf32 else "fp32")
+        return (f"cuda:{index} ({torch.cuda.get_device_name(index)}, compute capability {major}.{minor}, "
+                f"CUDA {torch.version.cuda}), {precision}")
+    precision = "bf16 autocast" if bf16_is_used(device, bf16) else "fp32"
+    return f"{device.type} ({cpu_description()}, {torch.get_num_threads()} threads), {precision}"
 
 
 def set_threads(threads: int | None) -> None:
@@ -69,8 +107,9 @@ def bf16_is_used(device: torch.device, bf16: bool) -> bool:
     CPU without fast bf16 kernels (:func:`cpu_has_fast_bf16`); there it runs fp32 instead."""
     if not bf16:
         return False
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":   # native bf16 only: V100/T4 emulate it, and bf16 Conv3d then misses cuDNN
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.get_device_capability(index) >= (8, 0)
     if device.type == "cpu":
         return cpu_has_fast_bf16()
     return True
@@ -91,7 +130,7 @@ def autocast(device: torch.device, bf16: bool):
 
 def _warn_once(device: torch.device) -> None:
     if device.type not in _warned:
-        why = "this GPU has no bf16 support" if device.type == "cuda" else \
+        why = "this GPU has no native bf16 (compute capability < 8.0)" if device.type == "cuda" else \
             f"this CPU ({torch.backends.cpu.get_cpu_capability()}, no AVX-512) has no fast bf16 kernels"
         log.warning("bf16 asked for, but %s; running in fp32", why)
         _warned.add(device.type)

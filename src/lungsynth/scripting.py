@@ -39,7 +39,22 @@ def run(snakemake, main: Callable[[], None]) -> None:
 
     set_threads(getattr(snakemake, "threads", 1))
     try:
+        gpus = _gpus_asked(snakemake)
+        if gpus:
+            from .runtime import require_cuda
+
+            require_cuda(f"rule {getattr(snakemake, 'rule', '?')}", f"resources gpu={gpus} asked for")
         main()
     except InputError as err:
         log.error("%s", err)
         sys.exit(1)
+
+
+def _gpus_asked(snakemake) -> int:
+    resources = getattr(snakemake, "resources", None)
+    return int(getattr(resources, "gpu", 0) or 0) if resources is not None else 0
+
+
+def job_device(snakemake) -> str:
+    """The device of a network job: ``cuda`` where its resources hold a GPU, else ``execution.device``."""
+    return "cuda" if _gpus_asked(snakemake) else snakemake.config["execution"]["device"]

@@ -118,9 +118,11 @@ class ExecutionSettings(Section):
 
     PATH = "execution"
 
+    device: str
     ddpm_checkpoint_every: int
     nnunet_checkpoint_every: int
     nnunet_tile_batch: int
+    sampling_batch: int
     sampling_window_batch: int
     ddpm_memory_format: str
 

@@ -10,10 +10,7 @@ import yaml
 
 from .cluster import PROFILES, REPO, SNAKEMAKE
 
-GPU_RULES = ("train_ddpm", "sample", "nnunet_train", "nnunet_predict")
-# GPU rules the profile names before the workflow has them (none now): such a rule's test is an
-# expected failure, and fails as soon as the rule exists, until its name is removed here.
-PENDING_GPU_RULES: set[str] = set()
+GPU_RULES = ("train_ddpm", "sample", "synthetic_fidelity", "nnunet_train", "nnunet_predict")
 
 
 def profile(path) -> dict:
@@ -34,16 +31,27 @@ def test_cluster_profile_uses_the_slurm_executor_with_placeholders_the_user_must
     assert CLUSTER["retries"] >= 1 and CLUSTER["rerun-incomplete"] is True and CLUSTER["latency-wait"] >= 30
 
 
-def test_gpu_rules_ask_for_a_gpu_and_no_rule_asks_for_gres():
-    asks = CLUSTER["set-resources"]
-    assert set(GPU_RULES) <= set(asks)
+def test_gpus_come_from_the_config_and_no_profile_asks_for_gres_or_gpus():
+    """The rules ask for a GPU themselves where the config runs on CUDA (lungsynth.resources): a
+    profile that asked too would give the demo's CPU run a GPU it cannot use, and `gres` beside the
+    rules' `gpu` would make the plugin pass both --gres and --gpus."""
+    for profile_settings in (CLUSTER, LOCAL):
+        for key in ("default-resources", "set-resources", "resources"):
+            settings = profile_settings.get(key) or {}
+            flat = [settings] if key != "set-resources" else list(settings.values())
+            for entry in flat:
+                assert not {"gpu", "gres"} & set(entry), f"{key}: {entry}"
+
+
+@pytest.mark.parametrize("configfile, gpus", [("config/lidc.yaml", 1), ("tests/workflow/config.yaml", 0)])
+def test_network_rules_ask_for_a_gpu_exactly_when_the_config_runs_on_cuda(configfile, gpus):
+    from lungsynth.config import load_config
+    from lungsynth.resources import Counts, snakemake_resources
+
+    config = load_config(REPO / configfile)
     for rule in GPU_RULES:
-        assert int(asks[rule]["gpu"]) >= 1, rule
-    for name, settings in [("default-resources", CLUSTER["default-resources"]), *asks.items()]:
-        assert "gres" not in settings, f"{name}: use `gpu`/`gpu_model`, never together with `gres`"
-    # CPU rules ask for none: nothing GPU-like in the defaults, and only GPU rules get set-resources
-    assert not {"gpu", "gpu_model", "gres"} & set(CLUSTER["default-resources"])
-    assert set(asks) == set(GPU_RULES)
+        assert snakemake_resources(rule, config, lambda: Counts.from_config(config)).get("gpu", 0) == gpus, rule
+    assert "gpu" not in snakemake_resources("preprocess_case", config, lambda: Counts.from_config(config))
 
 
 def test_test_cluster_overrides_keep_the_keys_of_the_cluster_profile():
@@ -51,20 +59,19 @@ def test_test_cluster_overrides_keep_the_keys_of_the_cluster_profile():
     assert set(LOCAL["default-resources"]) == set(CLUSTER["default-resources"])
     assert LOCAL["default-resources"]["cpus_per_task"] == CLUSTER["default-resources"]["cpus_per_task"]
     assert (LOCAL["default-resources"]["slurm_partition"], LOCAL["default-resources"]["slurm_account"]) == ("debug", "ci")
-    assert set(LOCAL["set-resources"]) == set(CLUSTER["set-resources"])
-    assert all(int(r["gpu"]) == 0 for r in LOCAL["set-resources"].values()), "the test node has no GPU"
+    assert set(LOCAL.get("set-resources") or {}) == set(CLUSTER.get("set-resources") or {})
     assert "executor" not in LOCAL and "retries" not in LOCAL, "the test must run the user's settings"
     # the plugin falls back to sacct when MinJobAge (300 s in ci/slurm) < 3 x the first poll
     assert 3 * LOCAL["slurm-init-seconds-before-status-checks"] <= 300
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("rule", [
-    pytest.param(r, marks=pytest.mark.xfail(strict=True, reason="rule not in the workflow yet"))
-    if r in PENDING_GPU_RULES else r for r in GPU_RULES])
-def test_gpu_rule_named_in_the_profile_exists_in_the_workflow(rule, workflow_rules):
-    """A misspelt rule name in set-resources is silently ignored: the job would get no GPU."""
-    assert rule in workflow_rules
+def test_gpu_rules_exist_in_the_workflow(workflow_rules):
+    """A misspelt rule name in lungsynth.resources.GPU_RULES would silently get no GPU."""
+    from lungsynth.resources import GPU_RULES as LIBRARY_GPU_RULES
+
+    assert set(GPU_RULES) <= workflow_rules
+    assert set(LIBRARY_GPU_RULES) <= workflow_rules
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ from lungsynth.config import problems
 from lungsynth.errors import InputError
 from lungsynth.nnunet.settings import run_seed
 from lungsynth.phantom import patient_root
+from lungsynth.pipeline.ddpm import link_sampled
 from lungsynth.pipeline.samplers import sampler_settings
+from lungsynth.resources import Counts, rule_request, snakemake_resources
 from lungsynth.settings import WorkflowSettings
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -50,6 +52,30 @@ wildcard_constraints:
     sampler=r"ddpm|ddim[1-9][0-9]*",
     arm="|".join(ARMS),
     run=r"[1-9][0-9]*",
+    batch=r"[0-9]+",
+
+
+# ----------------------------------------------------------------------------- resources
+
+
+def case_counts():
+    """The case counts the rules' resources follow: the split's and the worst validation cases'
+    once those files exist, the config's estimate before (as `lungsynth estimate` computes it)."""
+    split, worst = Path("results/data/splits.json"), Path("results/targeted/worst_validation.csv")
+    if not split.exists():
+        return Counts.from_config(config)
+    n_worst = len(pd.read_csv(worst)) if worst.exists() else None
+    return Counts.from_split(json.loads(split.read_text()), n_worst, config)
+
+
+def threads_of(rule):
+    """A rule's threads (lungsynth.resources; they follow the config, not the case counts)."""
+    return rule_request(rule, config, Counts.from_config(config)).threads
+
+
+def resources_of(rule):
+    """A rule's mem_mb, runtime (growing with the attempt) and gpu (lungsynth.resources)."""
+    return snakemake_resources(rule, config, case_counts)
 
 
 # ----------------------------------------------------------------------------- cases and splits
@@ -89,8 +115,30 @@ def synthetic_paths(name, kind):
     return expand(f"{folder}/{{case}}.nii.gz", case=synthetic_cases(name))
 
 
-def conditioning_mask(wildcards):
-    return f"results/data/masks/{source_case(wildcards.set, wildcards.case)}.nii.gz"
+def sampling_batches(name):
+    """The synthetic cases of set ``name`` in id order, cut into batches of `execution.sampling_batch`."""
+    cases, size = sorted(synthetic_cases(name)), config["execution"]["sampling_batch"]
+    return [cases[start : start + size] for start in range(0, len(cases), size)]
+
+
+def sampling_batch_cases(wildcards):
+    batches = sampling_batches(wildcards.set)
+    if int(wildcards.batch) >= len(batches):
+        raise WorkflowError(f"the {wildcards.set} set has {len(batches)} sampling batches, not batch {wildcards.batch}")
+    return batches[int(wildcards.batch)]
+
+
+def sampling_batch_masks(wildcards):
+    """The conditioning masks of one sampling batch, in the order of its cases."""
+    return [f"results/data/masks/{source_case(wildcards.set, case)}.nii.gz" for case in sampling_batch_cases(wildcards)]
+
+
+def sampling_batch_of_case(wildcards):
+    """The batch folder that holds a synthetic case's volume."""
+    for number, batch in enumerate(sampling_batches(wildcards.set)):
+        if wildcards.case in batch:
+            return f"results/synthetic/{wildcards.set}/batches/{number}"
+    raise WorkflowError(f"{wildcards.case} is not a case of the {wildcards.set} synthetic set")
 
 
 def figure2_inputs(wildcards):

@@ -9,10 +9,9 @@ rule nodule_table:
         "logs/lidc/nodule_table.log",
     benchmark:
         "benchmarks/lidc/nodule_table.tsv"
-    threads: 1
+    threads: threads_of("nodule_table")
     resources:
-        mem_mb=2000,
-        runtime=20,
+        **resources_of("nodule_table"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -30,10 +29,9 @@ checkpoint select_cases:
         data=config["data"],
         phantom=config["phantom"] if SOURCE == "phantom" else {},
         criteria=nodule_criteria(),
-    threads: 1
+    threads: threads_of("select_cases")
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **resources_of("select_cases"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -53,10 +51,9 @@ rule phantom_series:
         seed=config["phantom"]["seed"],
         layout=config["phantom"]["layout"],
         quirks=config["phantom"]["quirks"],
-    threads: 1
+    threads: threads_of("phantom_series")
     resources:
-        mem_mb=4000,
-        runtime=15,
+        **resources_of("phantom_series"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -73,10 +70,9 @@ rule phantom_manifest:
         "logs/phantom/manifest.log",
     params:
         layout=config["phantom"]["layout"],
-    threads: 1
+    threads: threads_of("phantom_manifest")
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **resources_of("phantom_manifest"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -98,10 +94,9 @@ rule preprocess_case:
         source=SOURCE,
         dicom_root=dicom_root(),
         settings=config["preprocess"],
-    threads: 1
+    threads: threads_of("preprocess_case")
     resources:
-        mem_mb=4000,
-        runtime=15,
+        **resources_of("preprocess_case"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -116,10 +111,9 @@ rule case_table:
         "results/data/cases.csv",
     log:
         "logs/data/case_table.log",
-    threads: 1
+    threads: threads_of("case_table")
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **resources_of("case_table"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -135,10 +129,9 @@ checkpoint split:
         "logs/data/split.log",
     params:
         settings=config["split"],
-    threads: 1
+    threads: threads_of("split")
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **resources_of("split"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -157,10 +150,9 @@ rule data_montage:
     params:
         n_cases=config["report"]["montage_cases"],
         source=SOURCE,
-    threads: 1
+    threads: threads_of("data_montage")
     resources:
-        mem_mb=2000,
-        runtime=5,
+        **resources_of("data_montage"),
     conda:
         "../../envs/lungsynth.yaml"
     script:

@@ -17,10 +17,9 @@ rule train_ddpm:
         "benchmarks/ddpm/train.tsv"
     params:
         settings=config["ddpm"],
-    threads: 2
+    threads: threads_of("train_ddpm")
     resources:
-        mem_mb=8000,
-        runtime=120,
+        **resources_of("train_ddpm"),
     conda:
         "../../envs/lungsynth.yaml"
     script:

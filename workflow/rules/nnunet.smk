@@ -15,10 +15,9 @@ rule nnunet_raw_dataset:
     params:
         dataset=dataset_name,
         link=config["nnunet"]["link"],
-    threads: 1
+    threads: threads_of("nnunet_raw_dataset")
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **resources_of("nnunet_raw_dataset"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -36,10 +35,9 @@ rule nnunet_plan:
         "benchmarks/nnunet/{arm}/plan.tsv"
     params:
         plan=config["nnunet"]["plan"],
-    threads: 1
+    threads: threads_of("nnunet_plan")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **resources_of("nnunet_plan"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -59,10 +57,9 @@ rule nnunet_train:
         plan=config["nnunet"]["plan"],
         train=config["nnunet"]["train"],
         seed=seed_of_run,
-    threads: 1
+    threads: threads_of("nnunet_train")
     resources:
-        mem_mb=6000,
-        runtime=240,
+        **resources_of("nnunet_train"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -87,10 +84,9 @@ rule nnunet_predict:
     params:
         settings=config["nnunet"]["predict"],
         lung_threshold_hu=config["preprocess"]["lung_threshold_hu"],
-    threads: 1
+    threads: threads_of("nnunet_predict")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **resources_of("nnunet_predict"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -106,10 +102,9 @@ checkpoint worst_validation:
         report("results/targeted/worst_validation.csv", caption="../report/worst.rst", category="Utility"),
     log:
         "logs/targeted/worst_validation.log",
-    threads: 1
+    threads: threads_of("worst_validation")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **resources_of("worst_validation"),
     conda:
         "../../envs/lungsynth.yaml"
     script:

@@ -16,10 +16,9 @@ rule sample_with_sampler:
         "benchmarks/samplers/{sampler}/{case}.tsv"
     params:
         settings=lambda wildcards: sampler_settings(wildcards.sampler, config["sampling"]),
-    threads: 1
+    threads: threads_of("sample_with_sampler")
     resources:
-        mem_mb=4000,
-        runtime=240,
+        **resources_of("sample_with_sampler"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -39,10 +38,9 @@ rule sampler_comparison:
         quality=config["quality"],
         predict=config["nnunet"]["predict"],
         lung_threshold_hu=config["preprocess"]["lung_threshold_hu"],
-    threads: 1
+    threads: threads_of("sampler_comparison")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **resources_of("sampler_comparison"),
     conda:
         "../../envs/lungsynth.yaml"
     script:

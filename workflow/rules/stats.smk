@@ -13,10 +13,9 @@ rule utility_stats:
         case_means=expand("results/stats/case_means_{subset}.csv", subset=["test", "validation"]),
     log:
         "logs/stats/utility_stats.log",
-    threads: 1
+    threads: threads_of("utility_stats")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **resources_of("utility_stats"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -32,10 +31,9 @@ rule bootstrap_intervals:
         "logs/stats/bootstrap.log",
     params:
         settings=config["stats"],
-    threads: 1
+    threads: threads_of("bootstrap_intervals")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **resources_of("bootstrap_intervals"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -50,10 +48,9 @@ rule figure3:
         report("results/figures/figure3.png", caption="../report/figure3.rst", category="Utility"),
     log:
         "logs/figures/figure3.log",
-    threads: 1
+    threads: threads_of("figure3")
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **resources_of("figure3"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -74,10 +71,9 @@ rule prediction_examples:
         "logs/figures/predictions.log",
     params:
         n_cases=config["report"]["example_cases"],
-    threads: 1
+    threads: threads_of("prediction_examples")
     resources:
-        mem_mb=2000,
-        runtime=5,
+        **resources_of("prediction_examples"),
     conda:
         "../../envs/lungsynth.yaml"
     script:

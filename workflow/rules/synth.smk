@@ -1,32 +1,44 @@
 # Synthetic volumes: one per conditioning mask (docs/design-decisions.md, "Synthetic sets").
 # general  = every real training mask; targeted = `targeted.per_mask` variants <case>_v<k> of each
 # worst validation mask (the list comes from the Real nnU-Net runs). A volume depends on the
-# model and on the `sampling:` section only.
+# model, on the `sampling:` section and on its case id (its seed) only. `sample` samples a batch
+# of `execution.sampling_batch` masks with one model load (one GPU job); `synthetic_volume` links
+# each volume to its own path.
 
 
 rule sample:
     input:
         model="results/ddpm/model.pt",
-        mask=conditioning_mask,
+        masks=sampling_batch_masks,
+    output:
+        directory("results/synthetic/{set}/batches/{batch}"),
+    log:
+        "logs/synthetic/{set}/batch{batch}.log",
+    benchmark:
+        "benchmarks/synthetic/{set}/batch{batch}.tsv"
+    params:
+        settings=config["sampling"],
+        cases=sampling_batch_cases,
+    threads: threads_of("sample")
+    resources:
+        **resources_of("sample"),
+    conda:
+        "../../envs/lungsynth.yaml"
+    script:
+        "../scripts/sample_batch.py"
+
+
+rule synthetic_volume:
+    input:
+        sampling_batch_of_case,
     output:
         image="results/synthetic/{set}/{case}.nii.gz",
         mask="results/synthetic/{set}/masks/{case}.nii.gz",
     log:
         "logs/synthetic/{set}/{case}.log",
-    benchmark:
-        "benchmarks/synthetic/{set}/{case}.tsv"
-    params:
-        settings=config["sampling"],
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    group:
-        "sample"
-    conda:
-        "../../envs/lungsynth.yaml"
-    script:
-        "../scripts/sample.py"
+    localrule: True
+    run:
+        link_sampled(input[0], wildcards.case, output.image, output.mask, log[0])
 
 
 rule synthetic_quality:
@@ -40,10 +52,9 @@ rule synthetic_quality:
         "logs/synthetic/{set}/quality.log",
     params:
         settings=config["quality"],
-    threads: 1
+    threads: threads_of("synthetic_quality")
     resources:
-        mem_mb=4000,
-        runtime=15,
+        **resources_of("synthetic_quality"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -60,10 +71,9 @@ rule figure2:
     params:
         title=lambda wildcards: f"{wildcards.set} synthetic volumes: mask, generated, real",
         n_cases=config["report"]["figure2_cases"],
-    threads: 1
+    threads: threads_of("figure2")
     resources:
-        mem_mb=2000,
-        runtime=5,
+        **resources_of("figure2"),
     conda:
         "../../envs/lungsynth.yaml"
     script:
@@ -85,10 +95,9 @@ rule synthetic_fidelity:
     params:
         settings=config["nnunet"]["predict"],
         lung_threshold_hu=config["preprocess"]["lung_threshold_hu"],
-    threads: 1
+    threads: threads_of("synthetic_fidelity")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **resources_of("synthetic_fidelity"),
     conda:
         "../../envs/lungsynth.yaml"
     script:

@@ -1,5 +1,5 @@
 from lungsynth.pipeline import nnunet
-from lungsynth.scripting import run
+from lungsynth.scripting import job_device, run
 
 i, o = snakemake.input, snakemake.output
 run(snakemake, lambda: nnunet.predict(
@@ -7,4 +7,4 @@ run(snakemake, lambda: nnunet.predict(
     {"validation": i.validation_masks, "test": i.test_masks}, o.predictions,
     {"validation": o.validation, "test": o.test}, snakemake.params.settings, snakemake.threads,
     tile_batch=snakemake.config["execution"]["nnunet_tile_batch"],
-    lung_threshold_hu=snakemake.params.lung_threshold_hu))
+    lung_threshold_hu=snakemake.params.lung_threshold_hu, device=job_device(snakemake)))

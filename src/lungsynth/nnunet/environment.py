@@ -26,7 +26,8 @@ _VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_D
 
 @contextlib.contextmanager
 def nnunet_environment(raw=None, preprocessed=None, results=None, augmentation_workers: int = 0,
-                       ext_trainer: bool = True, stdout_to_stderr: bool = True) -> Iterator[None]:
+                       ext_trainer: bool = True, stdout_to_stderr: bool = True,
+                       compile_default: bool = False) -> Iterator[None]:
     """Set nnU-Net's variables (None unsets one) and restore the previous values after.
 
     ``augmentation_workers=0`` runs augmentation in the main process: fastest on a 2-core
@@ -35,6 +36,8 @@ def nnunet_environment(raw=None, preprocessed=None, results=None, augmentation_w
     own lookup by name (``nnUNetv2_predict -tr ...``) finds the project's trainer.
     ``stdout_to_stderr``: nnU-Net prints its progress; send it to stderr, which the workflow's
     scripts send to the rule's log, so parallel jobs do not interleave on the console.
+    ``compile_default``: nnU-Net's ``torch.compile`` unless the user set ``nnUNet_compile``: on
+    for CUDA (nnU-Net's own default), off on a CPU (compiling costs more than it saves there).
     """
     saved = {k: os.environ.get(k) for k in _VARS}
     with contextlib.ExitStack() as stack:
@@ -48,7 +51,7 @@ def nnunet_environment(raw=None, preprocessed=None, results=None, augmentation_w
                 else:
                     os.environ[key] = str(Path(value).resolve())
             os.environ["nnUNet_n_proc_DA"] = str(int(augmentation_workers))
-            os.environ.setdefault("nnUNet_compile", "false")  # compiling costs more than it saves here
+            os.environ.setdefault("nnUNet_compile", "true" if compile_default else "false")
             if ext_trainer:
                 os.environ["nnUNet_extTrainer"] = os.pathsep.join(
                     p for p in (trainer_search_path(), saved["nnUNet_extTrainer"]) if p)

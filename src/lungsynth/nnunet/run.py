@@ -35,7 +35,8 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from ..errors import InputError
 from ..io import atomic_path, read_json, read_nifti, write_json, write_nifti
-from ..runtime import bf16_is_used, resolve_device, set_threads
+from ..resources import augmentation_workers
+from ..runtime import bf16_is_used, describe_device, resolve_device, set_threads
 from .environment import nnunet_environment
 from .lung_restriction import restrict_to_lung
 from .settings import PlanSettings, PredictSettings, TrainSettings
@@ -67,12 +68,20 @@ def train_run(preprocessed_dataset_dir, model_dir, plan: PlanSettings, train: Tr
             raise InputError(needed, "file not found (run plan_and_preprocess for this arm first)")
     set_threads(threads)
     device = resolve_device(device)
+    workers = augmentation_workers(train.augmentation_workers, threads)
+    if workers < train.augmentation_workers:
+        log.warning("nnunet.train.augmentation_workers=%d do not fit the job's %d thread(s): using %d "
+                    "(nnU-Net would size its pools from the node's cores)", train.augmentation_workers,
+                    threads, workers)
+    log.info("nnU-Net training on %s, %d augmentation worker(s)", describe_device(device, train.bf16), workers)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # as nnunetv2.run.run_training does (calling the trainer skips it)
     partial = model_dir.with_name(model_dir.name + ".partial")
     started = time.time()
     run = {**dict(record or {}), "seed": int(seed), "train": dataclasses.asdict(train),
            "plan": dataclasses.asdict(plan)}
     with nnunet_environment(preprocessed=preprocessed_dataset_dir.parent, results=partial,
-                            augmentation_workers=train.augmentation_workers):
+                            augmentation_workers=workers, compile_default=device.type == "cuda"):
         latest = _fold_dir(partial, preprocessed_dataset_dir.name, plan) / "checkpoint_latest.pth"
         resume = latest.exists() and _same_run(partial, run)
         if not resume and partial.exists():
@@ -165,6 +174,7 @@ def load_predictor(model_dir, predict: PredictSettings, threads: int = 1, device
     network.load_state_dict(checkpoint["network_weights"])
     if device.type == "cpu" and bf16_is_used(device, predict.bf16):
         cpu_bf16_forward(network)
+    log.info("nnU-Net prediction on %s", describe_device(device, predict.bf16 and device.type == "cpu"))
     predictor = BatchedTilePredictor(tile_step_size=predict.tile_step_size, use_gaussian=True,
                                      use_mirroring=predict.mirroring, perform_everything_on_device=True,
                                      device=device, verbose=False, verbose_preprocessing=False, allow_tqdm=False)

@@ -21,7 +21,7 @@ COLUMNS = ["case", "run", "dice", "real_test_dice", "ratio", "tp", "fp", "fn", "
 
 
 def fidelity_dice(model_dirs, pairs: dict, predict_settings: dict, threads: int, tile_batch: int = 4,
-                  lung_threshold_hu: float = -400.0) -> pd.DataFrame:
+                  lung_threshold_hu: float = -400.0, device: str = "auto") -> pd.DataFrame:
     """Dice of each run's prediction of each synthetic volume against its conditioning mask.
 
     ``pairs``: ``case -> (synthetic image, conditioning mask)``; ``model_dirs``: nnU-Net runs
@@ -38,14 +38,14 @@ def fidelity_dice(model_dirs, pairs: dict, predict_settings: dict, threads: int,
         with tempfile.TemporaryDirectory(prefix="fidelity-") as scratch:
             predicted = predict_cases(model_dir, {c: image for c, (image, _) in pairs.items()}, scratch,
                                       settings, threads=threads, tile_batch=tile_batch,
-                                      lung_threshold_hu=lung_threshold_hu)
+                                      lung_threshold_hu=lung_threshold_hu, device=device)
             table = dice_table({c: (mask, predicted[c]) for c, (_, mask) in pairs.items()}, settings.empty_dice)
         tables.append(table.assign(run=int(run_record(model_dir)["run"])))
     return pd.concat(tables, ignore_index=True)
 
 
 def mask_fidelity(model_dirs, synthetic_paths, mask_paths, real_test_dice_csvs, out_csv, predict_settings: dict,
-                  threads: int, tile_batch: int = 4, lung_threshold_hu: float = -400.0) -> None:
+                  threads: int, tile_batch: int = 4, lung_threshold_hu: float = -400.0, device: str = "auto") -> None:
     """results/synthetic/<set>/fidelity.csv.
 
     Each Real run in ``model_dirs`` predicts every synthetic volume; the Dice is taken against the
@@ -56,7 +56,7 @@ def mask_fidelity(model_dirs, synthetic_paths, mask_paths, real_test_dice_csvs, 
     from ..stats import read_dice_records
 
     per_volume = fidelity_dice(model_dirs, case_pairs(synthetic_paths, mask_paths), predict_settings, threads,
-                               tile_batch, lung_threshold_hu)
+                               tile_batch, lung_threshold_hu, device)
     real = read_dice_records(real_test_dice_csvs).groupby("run")["dice"].mean()
     per_volume["real_test_dice"] = per_volume["run"].map(real)
     synthetic, real_mean = per_volume["dice"].mean(), float(real.loc[per_volume["run"].unique()].mean())

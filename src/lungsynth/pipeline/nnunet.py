@@ -65,7 +65,7 @@ def plan(raw_root, out_root, plan_settings: dict, threads: int) -> None:
 
 
 def train(arm: str, run: int, preprocessed_root, out_model, plan_settings: dict, train_settings: dict, seed: int,
-          threads: int, checkpoint_every: int) -> None:
+          threads: int, checkpoint_every: int, device: str = "auto") -> None:
     """results/nnunet/<arm>/run<k>/model: one seeded training run in its own nnU-Net results root."""
     from ..nnunet.run import train_run
     from ..nnunet.settings import PlanSettings, TrainSettings
@@ -73,12 +73,13 @@ def train(arm: str, run: int, preprocessed_root, out_model, plan_settings: dict,
     label = find_arm(arm).label
     checkpoint = train_run(only_dataset(preprocessed_root), out_model, PlanSettings.from_config(plan_settings),
                            TrainSettings.from_config(train_settings), seed=seed, threads=threads,
-                           checkpoint_every=checkpoint_every, record={"arm": label, "run": int(run)})
+                           checkpoint_every=checkpoint_every, record={"arm": label, "run": int(run)},
+                           device=device)
     log.info("%s run %d (seed %d): %s", label, run, seed, checkpoint)
 
 
 def predict(model_dir, images: dict, masks: dict, out_dir, out_dice: dict, predict_settings: dict, threads: int,
-            tile_batch: int, lung_threshold_hu: float = -400.0) -> None:
+            tile_batch: int, lung_threshold_hu: float = -400.0, device: str = "auto") -> None:
     """results/nnunet/<arm>/run<k>/{predictions,<subset>_dice.csv}: every validation and test case.
 
     ``images``/``masks``/``out_dice`` are keyed by subset (validation, test). Each Dice table
@@ -95,7 +96,7 @@ def predict(model_dir, images: dict, masks: dict, out_dir, out_dice: dict, predi
         cases = case_pairs(images[subset], masks[subset])
         predicted = predict_cases(model_dir, {c: image for c, (image, _) in cases.items()}, Path(out_dir) / subset,
                                   settings, threads=threads, tile_batch=tile_batch,
-                                  lung_threshold_hu=lung_threshold_hu)
+                                  lung_threshold_hu=lung_threshold_hu, device=device)
         table = dice_table({c: (mask, predicted[c]) for c, (_, mask) in cases.items()}, settings.empty_dice)
         log.info("%s run %s, %s: mean Dice %.4f over %d cases", record["arm"], record["run"], subset,
                  table["dice"].mean(), len(table))

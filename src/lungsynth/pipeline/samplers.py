@@ -36,7 +36,8 @@ def sampler_settings(name: str, sampling: dict) -> dict:
 
 
 def compare(volumes: dict, masks, real_images, reference_images, model_dirs, out_csv, out_png, quality: dict,
-            predict: dict, threads: int, tile_batch: int = 4, lung_threshold_hu: float = -400.0) -> pd.DataFrame:
+            predict: dict, threads: int, tile_batch: int = 4, lung_threshold_hu: float = -400.0,
+            device: str = "auto") -> pd.DataFrame:
     """results/samplers/comparison.{csv,png}.
 
     ``volumes``: sampler name -> generated volumes; ``masks``: their conditioning masks and
@@ -56,7 +57,7 @@ def compare(volumes: dict, masks, real_images, reference_images, model_dirs, out
     rows, shown = [], {}
     for name, paths in volumes.items():
         pairs = {case_id_of(p): (str(p), str(mask_by_case[case_id_of(p)])) for p in paths}
-        fidelity = fidelity_dice(model_dirs, pairs, predict, threads, tile_batch, lung_threshold_hu).groupby("case")["dice"].mean()
+        fidelity = fidelity_dice(model_dirs, pairs, predict, threads, tile_batch, lung_threshold_hu, device).groupby("case")["dice"].mean()
         for case, (image, mask_path) in pairs.items():
             hu, geometry = read_nifti(image)
             mask, _ = read_nifti(mask_path)
