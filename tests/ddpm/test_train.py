@@ -27,7 +27,8 @@ def test_training_loss_falls_on_a_trivially_learnable_set(tmp_path):
     assert len(loss) == 100 and np.isfinite(loss).all()
     assert loss[-20:].mean() < 0.5 * loss[:10].mean()
     table = pd.read_csv(tmp_path / "loss.csv")
-    assert list(table.columns) == ["step", "loss", "lr", "seconds", "cpu_seconds"]
+    assert list(table.columns) == ["step", "loss", "lr", "seconds", "cpu_seconds", "grad_norm"]
+    assert (table.grad_norm > 0).all() and np.isfinite(table.grad_norm).all()
     assert table["step"].tolist() == list(range(1, 101)) and table["seconds"].is_monotonic_increasing
     assert (tmp_path / "loss.png").stat().st_size > 1000
 

@@ -15,6 +15,7 @@ import logging
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,13 +33,15 @@ from .checkpoint import load_state, save_model, save_state, state_fingerprint
 from .coordinates import PatchSampler, check_patch_fits, crop
 from .intensity import hu_to_model, mean_image, unit_std_scale
 from .network import build_network, check_divisible, count_parameters, network_config
-from ..runtime import autocast, bf16_is_used, memory_format, resolve_device, set_threads
+from ..runtime import autocast, bf16_is_used, describe_device, memory_format, resolve_device, set_threads
 from .schedule import draw_timesteps, loss_weights, training_scheduler, training_target
 from .settings import DdpmSettings, TrainingSettings
 
 log = logging.getLogger("lungsynth.ddpm")
 
-LOSS_COLUMNS = ["step", "loss", "lr", "seconds", "cpu_seconds"]
+LOSS_COLUMNS = ["step", "loss", "lr", "seconds", "cpu_seconds", "grad_norm"]
+#: on a GPU, losses are read (one wait for the GPU) every this many steps
+GPU_LOSS_READ_EVERY = 25
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,16 @@ def effective_ema_decay(decay: float, updates: int) -> float:
     return min(decay, (1.0 + n) / (10.0 + n))
 
 
-def ema_update(decay: float):
-    """EMA update for :class:`AveragedModel` with the warm-up of :func:`effective_ema_decay`."""
+def ema_update(decay: float, updates: Callable[[], int] | None = None):
+    """EMA update for :class:`AveragedModel` with the warm-up of :func:`effective_ema_decay`.
+
+    ``updates()`` gives the number of updates so far from a host-side count; reading the count
+    AveragedModel passes (a tensor on the net's device) would wait for the GPU at every step."""
 
     @torch.no_grad()
     def update(ema_params, params, num_averaged):
-        weight = 1.0 - effective_ema_decay(decay, int(num_averaged) + 1)
+        done = updates() if updates is not None else int(num_averaged)
+        weight = 1.0 - effective_ema_decay(decay, done + 1)
         torch._foreach_lerp_(ema_params, params, weight)
 
     return update
@@ -96,9 +103,28 @@ def learning_rate_at(step: int, training: TrainingSettings) -> float:
     return base * (1.0 - progress) ** training.lr_power
 
 
+def as_training_hu(image) -> np.ndarray:
+    """One crop's HU as int16 (rounded and clipped only when it is not int16 already)."""
+    image = np.asarray(image)
+    if image.dtype == np.int16:
+        return image
+    if np.issubdtype(image.dtype, np.integer):
+        return np.clip(image, -32768, 32767).astype(np.int16)
+    return np.clip(np.rint(image), -32768, 32767).astype(np.int16)
+
+
+def as_training_mask(mask) -> np.ndarray:
+    """One crop's nodule mask as 0/1 uint8 (every voxel > 0 is nodule)."""
+    return (np.asarray(mask) > 0).view(np.uint8)
+
+
 def stack_training_data(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                         names: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (HU) and masks as ``(N, D, H, W)`` int16 / uint8 tensors; InputError on a shape mismatch."""
+    """Images (HU) and masks as ``(N, D, H, W)`` int16 / uint8 tensors; InputError on a shape mismatch.
+
+    Arrays already stacked as int16 / uint8 are wrapped without a copy; a list of cases is written
+    case by case into tensors allocated once (no float32 copy of the whole set).
+    """
     if len(images) == 0:
         raise InputError("ddpm training data", "no training images")
     if len(images) != len(masks):
@@ -113,9 +139,33 @@ def stack_training_data(images: Sequence[np.ndarray], masks: Sequence[np.ndarray
                                    f"all training crops must share one volume size")
         if np.shape(mask) != shape:
             raise InputError(name, f"mask shape {np.shape(mask)} differs from its image's {shape}")
-    hu = np.stack([np.clip(np.rint(np.asarray(i, dtype=np.float32)), -32768, 32767) for i in images])
-    nodules = np.stack([np.asarray(m) > 0 for m in masks])
-    return torch.from_numpy(hu.astype(np.int16)), torch.from_numpy(nodules.astype(np.uint8))
+    if isinstance(images, np.ndarray) and images.dtype == np.int16 and isinstance(masks, np.ndarray) \
+            and masks.dtype == np.uint8 and masks.max(initial=0) <= 1:
+        return torch.from_numpy(images), torch.from_numpy(masks)
+    hu = torch.empty((len(images), *shape), dtype=torch.int16)
+    nodules = torch.empty((len(images), *shape), dtype=torch.uint8)
+    for index, (image, mask) in enumerate(zip(images, masks)):
+        hu[index] = torch.from_numpy(np.ascontiguousarray(as_training_hu(image)))
+        nodules[index] = torch.from_numpy(np.ascontiguousarray(as_training_mask(mask)))
+    return hu, nodules
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One prepared training batch (CPU tensors) and the generator's state right after drawing it,
+    which is what a checkpoint taken after this batch's step must save."""
+
+    inputs: torch.Tensor       # (B, 5, *patch): [x_t, mask, z, y, x]
+    timesteps: torch.Tensor    # (B,)
+    target: torch.Tensor       # (B, 1, *patch): epsilon or v
+    weights: torch.Tensor      # (B,)
+    generator_state: torch.Tensor
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"DDPM training diverged at step {step} (loss {loss.item()}); "
+                           f"lower ddpm.training.learning_rate or enable grad_clip_norm")
 
 
 class Trainer:
@@ -136,7 +186,12 @@ class Trainer:
             self.model = build_network(self.network)
         self.layout = memory_format(device, bf16_is_used(device, train.bf16), layout)
         self.model.to(device, memory_format=self.layout).train()
-        self.ema = AveragedModel(self.model, multi_avg_fn=ema_update(train.ema_decay), use_buffers=False)
+        # n_averaged stays on the CPU (AveragedModel creates it there): reading it costs no GPU sync
+        self.ema = AveragedModel(self.model, multi_avg_fn=ema_update(train.ema_decay, lambda: int(self.ema.n_averaged)),
+                                 use_buffers=False)
+        self.last_grad_norm = torch.zeros(())
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True   # fixed patch shape: let cuDNN pick its fastest kernels
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.learning_rate,
                                            weight_decay=train.weight_decay)
         self.generator = torch.Generator().manual_seed(train.seed)
@@ -147,12 +202,10 @@ class Trainer:
         # the factor that gives the diffused quantity unit std (ddpm.intensity.unit_std), else 1
         self.data_scale = unit_std_scale(hu, settings.intensity, self.mean_image)
 
-    def step(self, step: int) -> tuple[float, float]:
-        """Optimisation step number ``step`` (1-based): returns ``(loss, learning rate)``."""
-        train, device = self.settings.training, self.device
-        lr = learning_rate_at(step, train)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+    def prepare(self) -> "Batch":
+        """The next batch, on the CPU: patches, noise, timesteps and target from the generator, in
+        the order of every earlier version (so a resumed run draws what an unbroken one would)."""
+        train = self.settings.training
         patch_hu, condition, where = self.sampler.sample(train.batch_size, self.generator)
         x0 = hu_to_model(patch_hu, self.settings.intensity)
         if self.mean_image is not None:
@@ -164,26 +217,48 @@ class Trainer:
                                    train.logit_normal_uniform_share)
         x_t = self.scheduler.add_noise(x0, noise, timesteps)
         target = training_target(self.scheduler, x0, noise, timesteps)
-        inputs = torch.cat([x_t, condition], dim=1).to(device, memory_format=self.layout)  # (B, 5, *patch)
+        weights = loss_weights(self.scheduler, timesteps, train.loss_weighting, train.min_snr_gamma)
+        inputs = torch.cat([x_t, condition], dim=1)  # (B, 5, *patch)
+        if self.device.type == "cuda":   # page-locked: the copy to the GPU overlaps the previous step
+            inputs, target = inputs.pin_memory(), target.pin_memory()
+        return Batch(inputs, timesteps, target, weights, self.generator.get_state())
+
+    def optimise(self, step: int, batch: "Batch") -> tuple[torch.Tensor, float]:
+        """Optimisation step number ``step`` (1-based) on a prepared batch: returns the loss as a
+        tensor on the device (reading it would wait for the GPU) and the learning rate."""
+        train, device = self.settings.training, self.device
+        lr = learning_rate_at(step, train)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        inputs = batch.inputs.to(device, memory_format=self.layout, non_blocking=True)
         with autocast(device, train.bf16):
-            prediction = self.model(inputs, timesteps.to(device))
-        weights = loss_weights(self.scheduler, timesteps, train.loss_weighting, train.min_snr_gamma).to(device)
-        per_sample = (prediction.float() - target.to(device)).pow(2).flatten(1).mean(dim=1)
-        loss = (weights * per_sample).mean()
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"DDPM training diverged at step {step} (loss {loss.item()}); "
-                               f"lower ddpm.training.learning_rate or enable grad_clip_norm")
+            prediction = self.model(inputs, batch.timesteps.to(device, non_blocking=True))
+        per_sample = (prediction.float() - batch.target.to(device, non_blocking=True)).pow(2).flatten(1).mean(dim=1)
+        loss = (batch.weights.to(device) * per_sample).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        # the gradient norm before clipping (logged: a net stuck at its zero-initialised output shows here)
         if train.grad_clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip_norm)
+            self.last_grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip_norm)
+        else:
+            self.last_grad_norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in self.model.parameters() if p.grad is not None])
         self.optimizer.step()
         self.ema.update_parameters(self.model)
+        return loss.detach(), lr
+
+    def step(self, step: int) -> tuple[float, float]:
+        """Optimisation step number ``step`` (1-based): returns ``(loss, learning rate)``."""
+        loss, lr = self.optimise(step, self.prepare())
+        check_finite(loss, step)
         return float(loss.item()), lr
 
-    def state(self) -> dict:
+    def state(self, generator_state: torch.Tensor | None = None) -> dict:
+        """What a checkpoint keeps; ``generator_state``: the generator's state after the last
+        optimised batch (the generator may already have drawn the next, prefetched one)."""
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state() if generator_state is None else generator_state}
 
     def load(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -224,7 +299,7 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
         check_divisible(volume_size, settings.network.levels, "training volumes", "volume size")
     except InputError as err:
         log.warning("%s: whole-volume sampling will not work, only windowed", err)
-    data_hash = data_hash or training_data_hash(images, masks)
+    data_hash = data_hash or training_data_hash(hu.numpy(), nodules.numpy())
     fingerprint = state_fingerprint(settings, data_hash, volume_size)
 
     trainer = Trainer(settings, hu, nodules, device, layout)
@@ -241,21 +316,20 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
         state = None
     if state is not None:
         trainer.load(state)
-        rows = [list(r) + [0.0] * (len(LOSS_COLUMNS) - len(r)) for r in state["losses"]]
+        rows = [list(r) + [float("nan")] * (len(LOSS_COLUMNS) - len(r)) for r in state["losses"]]
         step, elapsed_before = int(state["step"]), float(state["elapsed"])
         cpu_before = float(state.get("cpu_elapsed", 0.0))
         log.info("resuming DDPM training from step %d (%s)", step, state_path)
     resumed_from = step
 
     log.info("DDPM training: %d cases of %s voxels, patch %s x %d, %d steps, net %s (%.2f M parameters), "
-             "device %s, bf16 %s, %s, %d threads, data scale %.3f", len(hu), volume_size, train.patch_size,
-             train.batch_size, train.steps, list(settings.network.channels), count_parameters(trainer.model) / 1e6,
-             device.type, bf16_is_used(device, train.bf16), str(trainer.layout).removeprefix("torch."),
-             torch.get_num_threads(), trainer.data_scale)
+             "on %s, %s, data scale %.3f", len(hu), volume_size, train.patch_size, train.batch_size, train.steps,
+             list(settings.network.channels), count_parameters(trainer.model) / 1e6,
+             describe_device(device, train.bf16), str(trainer.layout).removeprefix("torch."), trainer.data_scale)
 
-    def checkpoint(at_step: int) -> None:
+    def checkpoint(at_step: int, generator_state: torch.Tensor) -> None:
         save_state(state_path, {
-            "fingerprint": fingerprint, "step": at_step, **trainer.state(), "losses": rows,
+            "fingerprint": fingerprint, "step": at_step, **trainer.state(generator_state), "losses": rows,
             "elapsed": elapsed_before + time.perf_counter() - started,
             "cpu_elapsed": cpu_before + time.process_time() - cpu_started,
         })
@@ -266,15 +340,37 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
 
     bar = tqdm(total=train.steps, initial=step, desc="train ddpm", disable=not progress, unit="step",
                mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
-    while step < train.steps:
-        step += 1
-        loss, lr = trainer.step(step)
-        rows.append([step, loss, lr, round(elapsed_before + time.perf_counter() - started, 3),
-                     round(cpu_before + time.process_time() - cpu_started, 3)])
-        bar.update(1)
+    # On a GPU the next batch is drawn on the CPU while the GPU runs this one, and losses are read
+    # in groups (each read waits for the GPU); on the CPU both happen every step, as before.
+    on_gpu = device.type == "cuda"
+    read_every = GPU_LOSS_READ_EVERY if on_gpu else 1
+    pending: list[tuple] = []
+
+    def read_losses() -> None:
+        values = torch.stack([p[1] for p in pending]).tolist()
+        norms = torch.stack([p[2].float() for p in pending]).tolist()
+        for (at, _, _, lr, seconds, cpu), value, norm in zip(pending, values, norms):
+            check_finite(torch.tensor(value), at)
+            rows.append([at, value, lr, seconds, cpu, norm])
+        pending.clear()
         bar.set_postfix(loss=f"{rows[-1][1]:.4f}", refresh=False)
-        if step % checkpoint_every == 0 or step == train.steps:
-            checkpoint(step)
+
+    with ThreadPoolExecutor(max_workers=1) as prefetcher:
+        upcoming = prefetcher.submit(trainer.prepare) if on_gpu and step < train.steps else None
+        while step < train.steps:
+            step += 1
+            batch = upcoming.result() if upcoming is not None else trainer.prepare()
+            upcoming = prefetcher.submit(trainer.prepare) if on_gpu and step < train.steps else None
+            loss, lr = trainer.optimise(step, batch)
+            pending.append((step, loss, trainer.last_grad_norm, lr,
+                            round(elapsed_before + time.perf_counter() - started, 3),
+                            round(cpu_before + time.process_time() - cpu_started, 3)))
+            bar.update(1)
+            at_checkpoint = step % checkpoint_every == 0 or step == train.steps
+            if at_checkpoint or len(pending) >= read_every:
+                read_losses()
+            if at_checkpoint:
+                checkpoint(step, batch.generator_state)
     bar.close()
 
     save_model(model_path, trainer.ema.module, settings=settings, network=trainer.network, volume_size=volume_size,
@@ -297,6 +393,6 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
 
 
 def loss_table(rows) -> pd.DataFrame:
-    """The loss history as a table with columns ``step, loss, lr, seconds``."""
+    """The loss history as a table: ``step, loss, lr, seconds, cpu_seconds, grad_norm`` (before clipping)."""
     frame = pd.DataFrame(rows, columns=LOSS_COLUMNS)
     return frame.astype({"step": int})
