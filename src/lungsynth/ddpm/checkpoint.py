@@ -181,9 +181,12 @@ def load_model(path, device: str | torch.device = "cpu") -> LoadedModel:
 
 def state_fingerprint(settings: DdpmSettings, data_hash: str, volume_size: Sequence[int]) -> str:
     """What a training state must match to be resumed: every setting that changes the arithmetic
-    (not ``steps``, so a longer run continues a shorter one) and the data."""
+    and the data. ``steps`` only where the learning rate decays over them (a cosine run resumed
+    with another step count would follow another curve); with a constant rate a longer run
+    continues a shorter one."""
     values = plain(settings)
-    values["training"].pop("steps")
+    if settings.training.lr_schedule == "constant":
+        values["training"].pop("steps")
     blob = json.dumps({"settings": values, "data": data_hash, "volume": list(volume_size),
                        "format": FORMAT_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
