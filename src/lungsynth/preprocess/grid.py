@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..io import Geometry, to_image
 
@@ -78,11 +79,28 @@ def resample_image(hu: np.ndarray, source: Geometry, crop: Crop) -> np.ndarray:
 
 
 def resample_mask(mask: np.ndarray, source: Geometry, crop: Crop) -> np.ndarray:
-    """Binary mask on the crop grid: averaged like the image, linear, thresholded at one half.
+    """Binary mask on the crop grid that keeps each nodule's volume (:func:`keep_partial_volume`).
 
-    This keeps a nodule's volume roughly constant when voxels grow, where nearest-neighbour
-    resampling would drop or fatten small nodules depending on where the grid falls. A nodule
-    smaller than half an output voxel disappears: the caller checks that some nodule is left.
+    The mask is averaged like the image (anti-aliased, linear), which gives each output voxel the
+    share of it the nodule covers. Thresholding that at one half shrinks small nodules (a 1.4 cm^3
+    lesion kept 69 % of its volume on a 3 x 3 x 5 mm grid) and drops those under half a voxel.
     """
     image = _antialias(to_image(mask.astype(np.float32), source), crop.geometry.spacing)
-    return (_resample(image, crop, sitk.sitkLinear, 0.0) >= 0.5).astype(np.uint8)
+    return keep_partial_volume(_resample(image, crop, sitk.sitkLinear, 0.0))
+
+
+def keep_partial_volume(partial: np.ndarray, floor: float = 0.01) -> np.ndarray:
+    """A 0/1 mask from partial volumes in [0, 1]: per connected component (of voxels above
+    ``floor``), the N voxels of highest partial volume, N = the component's partial-volume sum
+    rounded, at least 1 (so no nodule is lost, and each keeps its volume to within a voxel)."""
+    labels, count = ndimage.label(partial > floor)
+    out = np.zeros(partial.shape, np.uint8)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        inside = labels[box] == index
+        values = partial[box][inside]
+        keep = max(1, int(round(float(values.sum()))))
+        chosen = np.zeros(values.shape, bool)
+        chosen[np.argsort(-values, kind="stable")[:keep]] = True
+        region = out[box]
+        region[inside] = chosen
+    return out
