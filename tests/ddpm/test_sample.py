@@ -153,3 +153,46 @@ def test_sampling_with_a_progress_bar_writes_no_progress_records(tiny_checkpoint
         sample_volume(model, mask, ScheduleSettings.from_config(), steps=5, progress=True,
                       generator=torch.Generator().manual_seed(0))
     assert not [r for r in caplog.records if "step" in r.getMessage()]
+
+
+def _mask_files(folder, n=3):
+    from lungsynth.io import Geometry, write_nifti
+
+    _, masks = toy_volumes(n)
+    paths = []
+    for index, mask in enumerate(masks):
+        paths.append(folder / f"case{index}.nii.gz")
+        write_nifti(paths[-1], mask, Geometry((2.0, 2.0, 2.0), (0.0, 0.0, 0.0)))
+    return paths
+
+
+def test_a_batch_samples_every_mask_as_it_would_alone_and_keeps_what_a_killed_try_wrote(tiny_checkpoint, tmp_path):
+    from lungsynth.io import read_nifti
+    from lungsynth.pipeline.ddpm import link_sampled, sample, sample_into_folder
+
+    masks = _mask_files(tmp_path)
+    cases = [f"case{i}" for i in range(len(masks))]
+    settings = {"steps": 2}
+    sample_into_folder(tiny_checkpoint, masks, cases, tmp_path / "batch", settings, threads=1)
+    assert sorted(p.name for p in (tmp_path / "batch").glob("*.nii.gz")) == [f"{c}.nii.gz" for c in cases]
+    alone = tmp_path / "alone.nii.gz"
+    sample(tiny_checkpoint, masks[1], alone, tmp_path / "alone-mask.nii.gz", "case1", settings, threads=1)
+    assert np.array_equal(read_nifti(alone)[0], read_nifti(tmp_path / "batch" / "case1.nii.gz")[0])
+
+    # a killed try left case0 in the scratch folder: the retry samples only the others
+    partial = tmp_path / "again.partial"
+    (partial / "masks").mkdir(parents=True)
+    for name in ("case0.nii.gz", "masks/case0.nii.gz"):
+        (partial / name).write_bytes((tmp_path / "batch" / name).read_bytes())
+    from lungsynth.io import write_json
+    from lungsynth.pipeline.ddpm import _file_stamp
+
+    write_json(partial / "sampled_with.json", {"model": _file_stamp(tiny_checkpoint), "settings": settings})
+    kept = (partial / "case0.nii.gz").stat().st_mtime_ns
+    sample_into_folder(tiny_checkpoint, masks, cases, tmp_path / "again", settings, threads=1)
+    assert (tmp_path / "again" / "case0.nii.gz").stat().st_mtime_ns == kept and not partial.exists()
+
+    link_sampled(tmp_path / "batch", "case2", tmp_path / "out.nii.gz", tmp_path / "out-mask.nii.gz")
+    assert (tmp_path / "out.nii.gz").stat().st_ino == (tmp_path / "batch" / "case2.nii.gz").stat().st_ino
+    with pytest.raises(InputError, match="no volume of case9"):
+        link_sampled(tmp_path / "batch", "case9", tmp_path / "x.nii.gz", tmp_path / "y.nii.gz")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lungsynth.ddpm.checkpoint import load_model
-from lungsynth.ddpm.train import train_ddpm
+from lungsynth.ddpm.train import Trainer, stack_training_data, train_ddpm
 from lungsynth.errors import InputError
 
 from .toys import tiny_settings, toy_volumes
@@ -169,3 +169,42 @@ def test_mean_image_model_without_its_mean_is_a_clear_error(tmp_path):
     torch.save(payload, tmp_path / "broken.pt")
     with pytest.raises(InputError, match="mean image is missing"):
         load_model(tmp_path / "broken.pt")
+
+
+def test_a_cosine_run_is_not_resumed_with_another_step_count(tmp_path):
+    images, masks = toy_volumes()
+    train_ddpm(images, masks, tiny_settings(steps=4, lr_schedule="cosine"), tmp_path / "model.pt", progress=False)
+    again = train_ddpm(images, masks, tiny_settings(steps=8, lr_schedule="cosine"), tmp_path / "model.pt",
+                       progress=False)
+    assert again.resumed_from == 0      # its learning-rate curve would be another one
+
+
+def test_training_set_is_read_into_int16_and_uint8_arrays_without_float_copies(tmp_path):
+    from lungsynth.io import Geometry, write_nifti
+    from lungsynth.pipeline.ddpm import read_training_set
+
+    images, masks = toy_volumes(3)
+    geometry = Geometry((2.0, 2.0, 3.0), (0.0, 0.0, 0.0))
+    paths = ([], [])
+    for index, (image, mask) in enumerate(zip(images, masks)):
+        for array, kind, out in ((image, "image", paths[0]), (mask * 7, "mask", paths[1])):
+            out.append(tmp_path / f"{kind}{index}.nii.gz")
+            write_nifti(out[-1], array, geometry)
+    hu, nodules, spacing = read_training_set(*paths)
+    assert hu.dtype == np.int16 and nodules.dtype == np.uint8 and hu.shape == (3, 16, 16, 16)
+    assert np.array_equal(hu, np.stack(images)) and np.array_equal(nodules, np.stack(masks))
+    assert spacing == (3.0, 2.0, 2.0)
+    stacked_hu, stacked_nodules = stack_training_data(hu, nodules)
+    assert np.shares_memory(stacked_hu.numpy(), hu) and np.shares_memory(stacked_nodules.numpy(), nodules)
+
+
+def test_a_prepared_batch_carries_the_generator_state_a_checkpoint_must_save():
+    images, masks = toy_volumes()
+    hu, nodules = stack_training_data(images, masks)
+    trainer = Trainer(tiny_settings(), hu, nodules, torch.device("cpu"))
+    first = trainer.prepare()
+    trainer.prepare()                                     # a prefetched batch draws on
+    assert not torch.equal(first.generator_state, trainer.generator.get_state())
+    assert torch.equal(trainer.state(first.generator_state)["generator"], first.generator_state)
+    loss, _ = trainer.optimise(1, first)
+    assert loss.ndim == 0 and torch.isfinite(loss) and trainer.last_grad_norm > 0
