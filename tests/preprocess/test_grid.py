@@ -72,31 +72,14 @@ def test_nodule_count_and_volumes_come_from_the_labels(chest):
 
 # ----------------------------------------------------------------------------- nodule volume on the grid
 
-def sphere_on_grid(diameter_mm, target_spacing_zyx, rng, source_spacing_zyx=(1.0, 0.7, 0.7)):
-    """A sphere at a random sub-voxel position in a fine source volume, resampled to a coarse grid:
-    ``(source voxels x source voxel volume, output voxels x output voxel volume)`` in mm^3."""
-    from lungsynth.io import Geometry
-    from lungsynth.preprocess.grid import crop_grid, resample_mask
-
-    side_mm = diameter_mm + 8 * max(target_spacing_zyx)
-    shape = tuple(int(np.ceil(side_mm / s)) for s in source_spacing_zyx)
-    centre = (np.asarray(shape) - 1) / 2 + rng.uniform(-0.5, 0.5, 3)
-    grids = np.indices(shape, dtype=float)
-    distance2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, source_spacing_zyx))
-    mask = (distance2 <= (diameter_mm / 2) ** 2).astype(np.uint8)
-    source = Geometry(tuple(float(s) for s in source_spacing_zyx[::-1]), tuple(rng.uniform(-3, 3, 3)))
-    size = tuple(int(np.ceil(side_mm / s)) + 1 for s in target_spacing_zyx)
-    crop = crop_grid(source, [(0, n) for n in shape], 0.0, target_spacing_zyx, size)
-    out = resample_mask(mask, source, crop)
-    return mask.sum() * np.prod(source_spacing_zyx), out.sum() * np.prod(target_spacing_zyx)
-
-
 @pytest.mark.parametrize("grid", [(5.0, 3.0, 3.0), (2.5, 1.25, 1.25)], ids=["demo", "lidc"])
 def test_resampled_nodules_keep_their_volume_and_none_is_lost(grid):
+    from lungsynth.preprocess.grid import sphere_volume_kept
+
     rng = np.random.default_rng(7)
     for diameter in (3, 4, 5, 6, 8, 10, 15, 20, 30):
         for _ in range(3):
-            before, after = sphere_on_grid(diameter, grid, rng)
+            before, after = sphere_volume_kept(diameter, grid, rng)
             assert after > 0, f"a {diameter} mm nodule vanished on the {grid} mm grid"
             # within 15 %, or within the rounding to whole voxels where 15 % is less than half a voxel
             # (a 5 mm nodule is 1.4 voxels of the demo's 5 x 3 x 3 mm grid)

@@ -104,3 +104,25 @@ def keep_partial_volume(partial: np.ndarray, floor: float = 0.01) -> np.ndarray:
         region = out[box]
         region[inside] = chosen
     return out
+
+
+def sphere_volume_kept(diameter_mm: float, target_spacing_zyx, rng: np.random.Generator,
+                       source_spacing_zyx=(1.0, 0.7, 0.7), threshold: float | None = None) -> tuple[float, float]:
+    """What :func:`resample_mask` keeps of a sphere at a random sub-voxel position in a fine source
+    volume: ``(source mm^3, output mm^3)``. ``threshold``: the former rule (partial volume >= it)
+    instead, for comparison (tests/preprocess/test_grid.py, bench/mask_volume.py)."""
+    side_mm = diameter_mm + 8 * max(target_spacing_zyx)
+    shape = tuple(int(np.ceil(side_mm / s)) for s in source_spacing_zyx)
+    centre = (np.asarray(shape) - 1) / 2 + rng.uniform(-0.5, 0.5, 3)
+    grids = np.indices(shape, dtype=float)
+    distance2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, source_spacing_zyx))
+    mask = (distance2 <= (diameter_mm / 2) ** 2).astype(np.uint8)
+    source = Geometry(tuple(float(s) for s in source_spacing_zyx[::-1]), tuple(rng.uniform(-3, 3, 3)))
+    size = tuple(int(np.ceil(side_mm / s)) + 1 for s in target_spacing_zyx)
+    crop = crop_grid(source, [(0, n) for n in shape], 0.0, target_spacing_zyx, size)
+    if threshold is None:
+        out = resample_mask(mask, source, crop)
+    else:
+        image = _antialias(to_image(mask.astype(np.float32), source), crop.geometry.spacing)
+        out = _resample(image, crop, sitk.sitkLinear, 0.0) >= threshold
+    return float(mask.sum() * np.prod(source_spacing_zyx)), float(out.sum() * np.prod(target_spacing_zyx))
