@@ -1,11 +1,15 @@
-"""What the benchmark scripts share: a file lock for work that side-by-side runs share, and the
-config of a run (config/config.yaml, overlays, then ``key.path=value`` changes)."""
+"""What the benchmark scripts share: a file lock for work that side-by-side runs share, the config
+of a run (config/config.yaml, overlays, then ``key.path=value`` changes), the Real arm's plan.
+
+The scripts import it as a sibling (``python bench/<script>.py`` puts bench/ on the path)."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import fcntl
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -84,3 +88,24 @@ def print_and_write(table, csv: Path | None) -> None:
         from lungsynth.io import write_csv
 
         write_csv(csv, table, float_format="%.4g")
+
+
+def real_arm_plan(run: Path, config: dict, out: Path, threads: int) -> Path:
+    """The Real arm's nnU-Net dataset of a run folder, planned and preprocessed once per ``nnunet.plan``
+    (cached under ``out``, locked): what the nnU-Net throughput times."""
+    from lungsynth.arms import REFERENCE
+    from lungsynth.pipeline import nnunet
+
+    n = config["nnunet"]
+    data = run / "results" / "data"
+    split = json.loads((data / "splits.json").read_text())
+    key = hashlib.sha256(json.dumps(n["plan"], sort_keys=True).encode()).hexdigest()[:10]
+    root = out / f"plan-{key}"
+    with locked(out / ".plan.lock"):
+        if not (root / "preprocessed").exists():
+            paths = lambda cases, kind: [data / kind / f"{c}.nii.gz" for c in cases]  # noqa: E731
+            nnunet.raw_dataset(REFERENCE.token, {"real": (paths(split["train"], "images"), paths(split["train"], "masks"))},
+                               (paths(split["validation"], "images"), paths(split["validation"], "masks")),
+                               root / "raw", REFERENCE.dataset_name(n["datasets"][REFERENCE.token]), "copy")
+            nnunet.plan(root / "raw", root / "preprocessed", n["plan"], threads)
+    return root / "preprocessed"
