@@ -81,15 +81,6 @@ def replace_row(csv: Path, key: str | list[str], row: dict) -> None:
         write_csv(csv, pd.concat([table, pd.DataFrame([row])], ignore_index=True), float_format="%.4g")
 
 
-def print_and_write(table, csv: Path | None) -> None:
-    """Print a result table (3 decimals) and, if ``csv`` is given, write it (4 significant digits)."""
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    if csv:
-        from lungsynth.io import write_csv
-
-        write_csv(csv, table, float_format="%.4g")
-
-
 def real_arm_plan(run: Path, config: dict, out: Path, threads: int) -> Path:
     """The Real arm's nnU-Net dataset of a run folder, planned and preprocessed once per ``nnunet.plan``
     (cached under ``out``, locked): what the nnU-Net throughput times."""
