@@ -98,3 +98,14 @@ def test_unknown_key_in_set_is_refused(run_folder, tmp_path):
     with pytest.raises(SystemExit, match="no key"):
         harness().main(["--run", str(run), "--config", str(overlay), "--name", "x", "--set",
                         "ddpm.training.lr_shedule=cosine", "--out", str(tmp_path)])
+
+
+def test_quick_trains_a_tiny_net_and_judge_on_any_run_folder(run_folder, tmp_path):
+    run, _ = run_folder                       # no overlay: --quick alone makes it tiny
+    csv, out = tmp_path / "quick.csv", tmp_path / "out"
+    assert harness().main(["--run", str(run), "--name", "check", "--quick", "--out", str(out), "--csv", str(csv)]) == 0
+    row = pd.read_csv(csv).iloc[0]
+    assert row["variant"] == "check" and row["volumes"] == 1 and row["budget_s"] == 5
+    assert "ddpm.network.channels=[8,16,16]" in row["settings"] and 0 <= row["fidelity_dice"] <= 1
+    judge = json.loads((out / "frozen-model" / "model" / "run.json").read_text())
+    assert judge["train"]["iterations_per_epoch"] == 2
