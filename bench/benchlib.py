@@ -1,7 +1,5 @@
-"""What the benchmark scripts share: a file lock for work that side-by-side runs share, the config
-of a run (config/config.yaml, overlays, then ``key.path=value`` changes), the Real arm's plan.
-
-The scripts import it as a sibling (``python bench/<script>.py`` puts bench/ on the path)."""
+"""What the bench scripts share (they import it as a sibling: ``python bench/<script>.py`` puts bench/
+on the path): a file lock, the config of a run with ``key.path=value`` changes, the Real arm's plan."""
 
 from __future__ import annotations
 
@@ -32,8 +30,7 @@ def locked(path: Path):
 
 
 def config_with(overlays, sets: list[str]) -> dict:
-    """config/config.yaml + ``overlays`` (merged as Snakemake does, defaults filled), then the
-    ``key.path=value`` changes (YAML values), validated as a whole."""
+    """config/config.yaml + ``overlays`` (merged as Snakemake does), then ``key.path=value`` changes."""
     from lungsynth.config import load_config
 
     return with_sets(load_config(ROOT / "config" / "config.yaml", *overlays), sets)
@@ -58,8 +55,7 @@ def with_sets(config: dict, sets: list[str]) -> dict:
 
 
 def recorded_nnunet(path: Path) -> dict:
-    """``nnunet`` settings recorded beside cached runs (a YAML file), keys added to the schema
-    since then at their defaults (which reproduce what those runs did)."""
+    """``nnunet`` settings recorded beside cached runs, newer schema keys at their (then) defaults."""
     from lungsynth.config import complete
 
     return complete(yaml.safe_load(Path(path).read_text()), "nnunet")

@@ -7,20 +7,13 @@ environment or a network. So the work is split in three:
     python3 bench/cuda_check.py gpu --pack .gpu --out $OUT --deadline 500          # there (PYTHONPATH=src)
     .venv/bin/python bench/cuda_check.py unpack --results DIR --pack .gpu --run runs/benchmark   # here
 
-**Part 1, the paper's sizes** (config/lidc.yaml's net, patch and crop) through the project's own
-Trainer, sampler and checkpoint code: training steps patch-wise and on whole volumes up to 256^3
-(which the CPU could only extrapolate), whole-volume network calls, a DDIM sample of a crop from a
-checkpoint written on the GPU and read back, windowed sampling of 256 x 512 x 512; in fp32 and bf16,
-with seconds and the CUDA allocator's peaks (``cuda_paper.csv``). Out of memory is a result.
-
-**Part 2, a GPU-scale recipe run**: the benchmark's base DDPM with cosine decay and 16 patches a
-step, trained for a wall-clock budget (calibrated like ``ddpm_recipe.py``), sampled on the harness's
-validation masks x seeds with eta 0 and 1. ``unpack`` files it where ``bench/ddpm_recipe.py``
-finds it trained and sampled and only scores it.
-
-Every case runs under ``--deadline`` (seconds from the start): one that would start too late is
-skipped, one still running at the deadline is stopped, and an error in one case (a sticky CUDA
-error included) is that case's row, so one call never outlives its lease.
+Part 1 runs config/lidc.yaml's net, patch and crop through the project's Trainer, sampler and
+checkpoint code on CUDA, in fp32 and bf16, with seconds and the allocator's peaks (``cuda_paper.csv``;
+out of memory is a result). Part 2 trains the benchmark's DDPM at GPU scale for a wall-clock budget
+and samples the harness's masks; ``unpack`` files it where ``bench/ddpm_recipe.py`` only scores it.
+Every case runs under ``--deadline``: one that would start too late is skipped, one still running
+at the deadline is stopped, and an error (a sticky CUDA error included) is that case's row.
+What each part answers: docs/benchmark.md, "On a GPU".
 """
 
 from __future__ import annotations
@@ -296,51 +289,6 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, rese
     return rows
 
 
-def train_variant(meta: dict, data, variant: dict, out: Path, budget: float, device, threads: int,
-                  calibration_steps: int = 30, min_steps: int = 50) -> dict:
-    """Part 2: train the recipe run on the benchmark's crops for ``budget`` wall seconds."""
-    from lungsynth.ddpm.settings import DdpmSettings
-    from lungsynth.ddpm.train import train_ddpm
-
-    settings = DdpmSettings.from_config(variant["ddpm"])
-    images, masks = list(data["images"]), list(data["masks"])
-    calibration = train_ddpm(images, masks, settings.replace(training=settings.training.replace(steps=calibration_steps)),
-                             out / "calibration.pt", device=device, threads=threads, progress=False,
-                             checkpoint_every=calibration_steps, names=meta["train"])
-    per_step = float(calibration.losses["seconds"].diff().iloc[calibration_steps // 5:].median())  # after warm-up
-    steps = max(min_steps, int(budget / per_step))
-    settings = settings.replace(training=settings.training.replace(steps=steps))
-    result = train_ddpm(images, masks, settings, out / "model.pt", device=device, threads=threads, progress=False,
-                        checkpoint_every=steps, spacing=meta["spacing"], names=meta["train"])
-    for stale in out.glob("calibration.pt*"):
-        stale.unlink()
-    (out / "model.pt.state").unlink(missing_ok=True)
-    losses = result.losses
-    wall = float(losses["seconds"].iloc[-1])
-    return {"model": MODEL, "steps": int(result.step), "batch_size": settings.training.batch_size,
-            "wall_seconds": wall, "seconds_per_step": per_step, "patches_per_s": result.step *
-            settings.training.batch_size / wall, "final_loss": float(losses["loss"].tail(100).mean()),
-            "budget": budget, "losses": losses[["step", "loss", "lr", "seconds"]].to_numpy(np.float32)}
-
-
-def sample_variant(meta: dict, data, variant: dict, model_path: Path, device) -> dict:
-    """The validation masks x seeds of one variant, as the harness would generate them."""
-    from lungsynth.ddpm.checkpoint import load_model
-    from lungsynth.ddpm.sample import sample_case
-    from lungsynth.ddpm.settings import SamplingSettings
-
-    base = SamplingSettings.from_config(variant["sampling"])
-    loaded = load_model(model_path, device)
-    volumes, seconds = {}, []
-    for case, mask in zip(meta["validation"], data["validation_masks"]):
-        for s in range(meta["seeds"]):
-            started = time.perf_counter()
-            volumes[f"{case}_s{s}"] = sample_case(loaded, mask, case_id=case, settings=base.replace(seed=base.seed + s),
-                                                  spacing=meta["spacing"], device=device)
-            seconds.append(time.perf_counter() - started)
-    return {"volumes": volumes, "sample_seconds": float(np.mean(seconds))}
-
-
 def gpu(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout)
     try:
@@ -364,11 +312,9 @@ def gpu(args) -> int:
             "cpu_threads": args.threads}
     log.info("%s", info)
 
-    def write_rows(rows):
-        frame = pd.DataFrame(rows).assign(gpu=info["gpu"] or "cpu", torch=info["torch"])
-        tmp = out / ".paper.csv"
-        frame.to_csv(tmp, index=False)
-        tmp.replace(out / "cuda_paper.csv")
+    def write_rows(rows):   # after each case: a call cut short keeps what it measured
+        pd.DataFrame(rows).assign(gpu=info["gpu"] or "cpu", torch=info["torch"]).to_csv(out / ".paper.csv", index=False)
+        (out / ".paper.csv").replace(out / "cuda_paper.csv")
 
     if "paper" in args.parts:
         paper_cases(meta, device, Clock(min(args.paper_budget, clock.left() - args.reserve)), args.tiny, out,
@@ -386,30 +332,54 @@ def gpu(args) -> int:
 
 
 def recipe_run(meta: dict, args, device, out: Path, clock: Clock, records: dict) -> None:
-    """Part 2: train the model in what the deadline leaves (sampling time kept), sample each
-    variant, one file per variant (a file back from the lent machine holds <= 16 MiB)."""
+    """Part 2: train for what the deadline leaves (sampling time kept; the step count calibrated so
+    the decay sees its horizon), then sample each variant, one file each (<= 16 MiB come back)."""
+    from lungsynth.ddpm.checkpoint import load_model
+    from lungsynth.ddpm.sample import sample_case
+    from lungsynth.ddpm.settings import DdpmSettings, SamplingSettings
+    from lungsynth.ddpm.train import train_ddpm
+
     data = dict(np.load(args.pack / "data.npz"))
+    calibration, min_steps = (5, 5) if args.tiny else (30, 50)
     if args.tiny:   # a check of the paths: 3 crops, 2 patches a step
         data = {k: v[:3] for k, v in data.items()}
-        for v in meta["variants"]:
-            v["ddpm"]["training"]["batch_size"] = 2
+        meta["variants"][0]["ddpm"]["training"]["batch_size"] = 2
     budget = min(args.budget, clock.left() - args.reserve - args.sampling_seconds * len(meta["variants"]))
     if budget < min(args.budget, 20.0):
         log.warning("%s: skipped, %.0f s left", MODEL, clock.left())
         return
     folder = out / MODEL
-    folder.mkdir(exist_ok=True)
-    record = train_variant(meta, data, meta["variants"][0], folder, budget, device, args.threads,
-                           *((5, 5) if args.tiny else ()))
-    record["losses"] = record["losses"].tolist()   # step, loss, lr, seconds
+    settings = DdpmSettings.from_config(meta["variants"][0]["ddpm"])
+    images, masks = list(data["images"]), list(data["masks"])
+    train = dict(device=device, threads=args.threads, progress=False, names=meta["train"])
+    trial = train_ddpm(images, masks, settings.replace(training=settings.training.replace(steps=calibration)),
+                       folder / "calibration.pt", checkpoint_every=calibration, **train)
+    per_step = float(trial.losses["seconds"].diff().iloc[calibration // 5:].median())   # after warm-up
+    steps = max(min_steps, int(budget / per_step))
+    settings = settings.replace(training=settings.training.replace(steps=steps))
+    result = train_ddpm(images, masks, settings, folder / "model.pt", checkpoint_every=steps, spacing=meta["spacing"],
+                        **train)
+    losses, wall = result.losses, float(result.losses["seconds"].iloc[-1])
+    record = {"model": MODEL, "steps": int(result.step), "batch_size": settings.training.batch_size,
+              "wall_seconds": wall, "seconds_per_step": per_step, "budget": budget,
+              "patches_per_s": result.step * settings.training.batch_size / wall,
+              "final_loss": float(losses["loss"].tail(100).mean()),
+              "losses": losses[["step", "loss", "lr", "seconds"]].to_numpy(np.float32).tolist()}
+    loaded = load_model(folder / "model.pt", device)
     for variant in meta["variants"]:
-        sampled = sample_variant(meta, data, variant, folder / "model.pt", device)
-        np.savez_compressed(out / f"{variant['name']}.npz", **sampled["volumes"])
-        records["variants"][variant["name"]] = {**record, "sample_seconds": sampled["sample_seconds"]}
+        base = SamplingSettings.from_config(variant["sampling"])
+        volumes, seconds = {}, []
+        for case, mask in zip(meta["validation"], data["validation_masks"]):
+            for s in range(meta["seeds"]):
+                started = time.perf_counter()
+                volumes[f"{case}_s{s}"] = sample_case(loaded, mask, case_id=case, device=device,
+                                                      settings=base.replace(seed=base.seed + s), spacing=meta["spacing"])
+                seconds.append(time.perf_counter() - started)
+        np.savez_compressed(out / f"{variant['name']}.npz", **volumes)
+        records["variants"][variant["name"]] = {**record, "sample_seconds": float(np.mean(seconds))}
         (out / "records.json").write_text(json.dumps(records, indent=1))
-    model_file = folder / "model.pt"
-    if model_file.stat().st_size <= MODEL_LIMIT_BYTES:
-        model_file.replace(out / f"{MODEL}.pt")
+    if (folder / "model.pt").stat().st_size <= MODEL_LIMIT_BYTES:
+        (folder / "model.pt").replace(out / f"{MODEL}.pt")
     shutil.rmtree(folder, ignore_errors=True)
     log.info("%s: %s", MODEL, {k: v for k, v in record.items() if k != "losses"})
 
@@ -461,38 +431,37 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("pack", help="here: the data and settings the GPU side needs")
-    a.add_argument("--run", type=Path, required=True)
-    a.add_argument("--config", type=Path, action="append", default=None)
+    g = sub.add_parser("gpu", help="there: part 1 (paper sizes) and part 2 (the recipe run)")
+    u = sub.add_parser("unpack", help="here: file the GPU variants for bench/ddpm_recipe.py")
+    for here in (a, u):
+        here.add_argument("--run", type=Path, required=True, help="the workflow run folder of the crops")
+        here.add_argument("--config", type=Path, action="append", default=None, help="default config/benchmark.yaml")
     a.add_argument("--out", type=Path, default=ROOT / ".gpu")
-    g = sub.add_parser("gpu", help="there: part 1 (paper sizes) and part 2 (recipe at GPU scale)")
     g.add_argument("--pack", type=Path, default=ROOT / ".gpu")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--device", default="auto")
     g.add_argument("--deadline", type=float, default=500.0, help="seconds from the start for everything")
     g.add_argument("--paper-budget", type=float, default=150.0, help="seconds for part 1")
-    g.add_argument("--budget", type=float, default=150.0, help="training seconds per variant at most")
+    g.add_argument("--budget", type=float, default=150.0, help="training seconds of part 2 at most")
     g.add_argument("--sampling-seconds", type=float, default=15.0, help="expected seconds to sample one variant")
     g.add_argument("--reserve", type=float, default=15.0, help="seconds kept free at the end")
     g.add_argument("--threads", type=int, default=8)
     g.add_argument("--parts", nargs="+", default=["paper", "recipe"], choices=["paper", "recipe"])
     g.add_argument("--quick", "--tiny", dest="tiny", action="store_true",
                    help="tiny sizes: a check of this script on any device in seconds")
-    u = sub.add_parser("unpack", help="here: file the GPU variants for bench/ddpm_recipe.py")
     u.add_argument("--results", type=Path, required=True, help="the folder the GPU call's files came back in")
     u.add_argument("--pack", type=Path, default=ROOT / ".gpu", help="the pack the GPU call ran on")
-    u.add_argument("--run", type=Path, required=True)
-    u.add_argument("--config", type=Path, action="append", default=None)
     u.add_argument("--recipe", type=Path, default=ROOT / "bench" / "results" / "recipe")
     args = p.parse_args(argv)
     overlays = args.config if getattr(args, "config", None) else [ROOT / "config" / "benchmark.yaml"]
     if args.command == "pack":
         pack(args.run, args.out, overlays)
-        return 0
-    if args.command == "unpack":
+    elif args.command == "unpack":
         unpack(args.results, args.pack, args.run, args.recipe, overlays)
-        return 0
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return gpu(args)
+    else:
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        return gpu(args)
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,15 +5,11 @@ whole-volume sampling, measured and computed.
     .venv/bin/python bench/ddpm_memory.py --device cuda      # the same on a GPU (its allocator's peak too)
     .venv/bin/python bench/ddpm_memory.py --quick            # tiny sizes, one case per mode (a minute)
 
-Each case (a training step patch-wise or on the whole volume; one network call of whole or windowed
-sampling; the paper-scale net of config/lidc.yaml and the benchmark's net) runs in a fresh process,
-so its peak is its own; on a CPU under an address-space limit (``--mem-limit-gb``), so a case that
-does not fit is an "out of memory" row instead of swapping. Each finished case is written at once
-and a rerun measures only the cases the CSV lacks (``--fresh`` starts over).
-
-The analytic side (:func:`analytic`): torch's profiler counts the live tensors of a step at two small
-cube sides; the slope is the memory per voxel and, with the baseline of a tiny case, predicts every
-size, so the measured curve is checked against it and extrapolated to 24, 40 and 80 GB.
+Each case (a training step patch-wise or whole-volume, a network call of whole or windowed sampling;
+the paper's net and the benchmark's) runs in a fresh process, so its peak is its own; on a CPU
+under an address-space limit, so a case that does not fit is an "out of memory" row. A rerun
+measures only the cases the CSV lacks. :func:`analytic` counts the live tensors of a step at two
+small sides: the memory per voxel, which predicts every size (checked against the measured ones).
 """
 
 from __future__ import annotations
@@ -42,9 +38,7 @@ GB_LINES = (24, 40, 80)
 # --------------------------------------------------------------------------- child side
 
 def _peak_rss_mb() -> float:
-    """This process's own peak RSS. Not ``getrusage``: Linux carries ``ru_maxrss`` over ``execve``
-    from the forked parent, so every case would read at least the parent's RSS at the fork (the
-    driver holds the analytic profiler's ~2 GB); ``VmHWM`` belongs to the process's new address space."""
+    """This process's own peak RSS: ``VmHWM`` (``ru_maxrss`` carries the forked parent's over ``execve``)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -196,24 +190,18 @@ def analytic(net: str, probes=(24, 32)) -> dict:
 
 
 def estimate_mb(case: dict, coefficients: dict, baseline_mb: float) -> float:
-    """The analytic peak of a case: the baseline of its kind (which holds the net and its optimizer
-    state), plus the activations per voxel, plus the volume-sized buffers."""
+    """The analytic peak of a case: the baseline of its kind (the net, its optimizer state), the
+    activations per voxel, and the volume-sized float32 buffers: for training the data volume; for
+    whole sampling the 5-channel input; for windowed sampling the input, the output, its weights'
+    sum and the Gaussian map of ``sliding_window_inference``."""
     import numpy as np
 
+    volume, patch = int(np.prod(case["size"])), int(np.prod(case["patch"] or case["size"]))
     if case["mode"].startswith("train"):
-        voxels = int(np.prod(case["patch"] or case["size"]))
-        return baseline_mb + (coefficients["train_bytes_per_voxel"] * voxels
-                              + 2 * 4 * int(np.prod(case["size"]))) / 2**20   # + the int16/float data volume
+        return baseline_mb + (coefficients["train_bytes_per_voxel"] * patch + 2 * 4 * volume) / 2**20
     if case["mode"] == "sample whole":
-        voxels = int(np.prod(case["size"]))
-        return baseline_mb + (coefficients["sample_bytes_per_voxel"] * voxels
-                              + 5 * 4 * voxels) / 2**20                           # + the 5-channel input
-    window = int(np.prod(case["patch"]))
-    volume = int(np.prod(case["size"]))
-    # the 5-channel input, the output, its weights' sum and the Gaussian map of
-    # sliding_window_inference (float32) + one window's activations
-    return baseline_mb + (coefficients["sample_bytes_per_voxel"] * window
-                          + (5 + 1 + 1) * 4 * volume + 4 * window) / 2**20
+        return baseline_mb + (coefficients["sample_bytes_per_voxel"] * volume + 5 * 4 * volume) / 2**20
+    return baseline_mb + (coefficients["sample_bytes_per_voxel"] * patch + (5 + 1 + 1) * 4 * volume + 4 * patch) / 2**20
 
 
 # --------------------------------------------------------------------------- parent side
@@ -340,7 +328,6 @@ def main(argv=None) -> int:
     if args.quick:
         args.nets = ["benchmark"]
 
-    import numpy as np
     import pandas as pd
 
     from lungsynth.io import write_csv
@@ -372,10 +359,9 @@ def main(argv=None) -> int:
         write_csv(args.csv, in_order(rows, todo), float_format="%.4g")
     table = in_order(rows, todo)
     plot(table, args.png or args.csv.with_suffix(".png"))
-    coefficient_table = pd.DataFrame([{"net": n, **c} for n, c in coefficients.items()])
+    coefficient_table = pd.DataFrame([{"net": n, **c, "baseline_train_mb": base[n, "train"],
+                                       "baseline_sample_mb": base[n, "sample"]} for n, c in coefficients.items()])
     print(table.drop(columns=["cpu", "device"]).to_string(index=False))
-    coefficient_table["baseline_train_mb"] = [base[n, "train"] for n in coefficients]
-    coefficient_table["baseline_sample_mb"] = [base[n, "sample"] for n in coefficients]
     write_csv(args.csv.with_name(args.csv.stem + "_analytic.csv"), coefficient_table, float_format="%.5g")
     print(f"\nanalytic coefficients:\n{coefficient_table.to_string(index=False)}")
     print(f"{cpu_description()}; written to {args.csv}")

@@ -4,19 +4,14 @@
         --name lr-cosine --set ddpm.training.lr_schedule=cosine --budget 900 --threads 1
     .venv/bin/python bench/ddpm_recipe.py --run runs/benchmark --name check --quick   # tiny, seconds
 
-- **Training in a CPU budget** (seconds, not steps): a 10-step calibration measures this variant's
-  CPU seconds per step (and of one probe evaluation per ``--probe-every`` steps), and the variant
-  trains budget / that steps, so a learning-rate decay sees its horizon. A killed run resumes.
-- **A validation-loss probe** (:class:`lungsynth.ddpm.probe.LossProbe`) per t bin at every
-  checkpoint (``probe.csv``): a run that has not learnt shows there within a few hundred steps.
-- **Scores** on ``--masks`` validation masks x ``--seeds`` seeds: lung HU Wasserstein distance,
-  nodule contrast, nodule-like blobs, and a **frozen real-data nnU-Net** (the judge, trained once
-  and cached; ``--judge NAME --judge-set nnunet.k=v`` names another): its Dice against the
-  conditioning mask and its false positives, each over its own figures on real validation crops.
-  One row per variant and judge in ``--csv`` (replaced on a rerun), with the CPU model.
-
-``--set`` takes full config keys with YAML values. Variants may run side by side (one thread
-each); the judge and the CSV are locked. What the harness found: docs/findings.md, rows 6-11.
+A 10-step calibration sets the step count to the CPU budget (a learning-rate decay sees its horizon;
+a killed run resumes); a validation-loss probe per t bin is logged at every checkpoint (``probe.csv``).
+Each of ``--masks`` validation masks x ``--seeds`` seeds is scored: lung HU Wasserstein distance,
+nodule contrast, nodule-like blobs, and a frozen real-data nnU-Net (the judge, trained once and
+cached; ``--judge NAME --judge-set nnunet.k=v`` names another): its Dice against the conditioning
+mask and its false positives, each over its own figures on real validation crops. One row per
+variant and judge in ``--csv``. Variants may run side by side (the judge and the CSV are locked).
+What the harness found: docs/findings.md, rows 6-11.
 """
 
 from __future__ import annotations
@@ -33,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchlib import ROOT, config_with, locked, recorded_nnunet, replace_row, with_sets
+from benchlib import ROOT, config_with, locked, real_arm_plan, recorded_nnunet, replace_row, with_sets
 from lungsynth.arms import REFERENCE
 from lungsynth.ddpm.probe import LossProbe
 from lungsynth.ddpm.quality import lung_hu_sample, nodule_like_blobs, spacing_zyx, volume_quality
@@ -149,14 +144,8 @@ def frozen_model(data: Data, config: dict, out: Path, threads: int) -> Path:
         recorded.parent.mkdir(parents=True, exist_ok=True)
         recorded.write_text(yaml.safe_dump(config["nnunet"]))
         n = config["nnunet"]
-        name = REFERENCE.dataset_name(n["datasets"][REFERENCE.token])
-        train, validation = data.split["train"], data.split["validation"]
-        nnunet.raw_dataset(REFERENCE.token, {"real": (data.paths("images", train), data.paths("masks", train))},
-                           (data.paths("images", validation), data.paths("masks", validation)), out / "raw", name,
-                           "copy")
-        nnunet.plan(out / "raw", out / "preprocessed", n["plan"], threads)
-        nnunet.train(REFERENCE.token, 1, out / "preprocessed", model, n["plan"], n["train"], n["seed"], threads,
-                     checkpoint_every=config["execution"]["nnunet_checkpoint_every"])
+        nnunet.train(REFERENCE.token, 1, real_arm_plan(data.folder.parents[1], config, out, threads), model, n["plan"],
+                     n["train"], n["seed"], threads, checkpoint_every=config["execution"]["nnunet_checkpoint_every"])
     return model
 
 
@@ -166,13 +155,6 @@ def judge_model(data: Data, config: dict, out: Path, name: str, sets: list[str],
         raise SystemExit("--judge-set takes nnunet.* keys only")
     judge = with_sets(config, sets)
     return judge, frozen_model(data, judge, out / name, threads)
-
-
-def add_judge_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--judge", default=JUDGE, help=f"the frozen real-data model's name (default {JUDGE}: the "
-                                                  "config's nnunet settings); cached in <out>/<judge>")
-    p.add_argument("--judge-set", action="append", default=[],
-                   help="key=value of the judge's nnunet settings, e.g. nnunet.predict.lung_margin_mm=3")
 
 
 def segmentation_scores(model: Path, images, masks, config: dict, threads: int) -> pd.DataFrame:
@@ -276,11 +258,6 @@ def summary_row(name: str, sets: list[str], record: dict, table: pd.DataFrame, r
     }
 
 
-def write_row(csv: Path, row: dict) -> None:
-    """Replace this variant's row under its judge in ``csv`` (variants may finish side by side)."""
-    replace_row(csv, ["variant", "judge"], row)
-
-
 def comparable(settings: dict, section: str) -> dict:
     """A ``ddpm:``/``sampling:`` section as two variants' models and volumes are compared: keys added
     to the schema since at their defaults (which reproduce what a cached run did), and without
@@ -328,7 +305,9 @@ def main(argv=None) -> int:
     p.add_argument("--probe-every", type=int, default=100, help="steps between probe evaluations (and checkpoints)")
     p.add_argument("--model-from", help="a variant with the same ddpm: settings whose trained model to reuse "
                                         "(for variants that change only sampling)")
-    add_judge_arguments(p)
+    p.add_argument("--judge", default=JUDGE, help=f"the frozen real-data model's name (default {JUDGE}: the "
+                                                  "config's nnunet settings); cached in <out>/<judge>")
+    p.add_argument("--judge-set", action="append", default=[], help="key=value of the judge's nnunet settings")
     p.add_argument("--quick", action="store_true", help="a tiny net and judge, 5 CPU-s, 1 mask x 1 seed")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe")
     p.add_argument("--csv", type=Path, default=ROOT / "docs" / "benchmark" / "ddpm_ab.csv")
@@ -359,7 +338,7 @@ def main(argv=None) -> int:
                              execution["sampling_window_batch"])
     write_csv(out / ("volumes.csv" if args.judge == JUDGE else f"volumes-{args.judge}.csv"), table.reset_index())
     row = summary_row(args.name, args.set, record, table, real, config["sampling"], args.judge)
-    write_row(args.csv, row)
+    replace_row(args.csv, ["variant", "judge"], row)   # variants may finish side by side
     print(pd.Series(row).to_string())
     return 0
 

@@ -5,18 +5,13 @@
         --csv docs/benchmark/nnunet_throughput.csv
     .venv/bin/python bench/throughput.py ddpm --quick                   # tiny sizes, seconds
 
-``ddpm``: one training step (forward, backward, AdamW, EMA, through
-:class:`lungsynth.ddpm.train.Trainer`) of the benchmark's net per kernel variant (fp32, bf16
-autocast, each contiguous or channels_last_3d) and thread count; FLOPs counted by ``FlopCounterMode`` and read against a plain matmul (the practical peak).
-(torch.compile was slower in every case: docs/findings.md, row 2.)
-
-``nnunet``: the Real arm's training iteration (a batch from nnU-Net's loader and augmentation, then
-``train_step``) and the project's sliding-window prediction of real test cases, per kernel variant,
-thread count and augmentation workers; the speed-up is against fp32, contiguous. A rerun replaces
-its own rows and keeps those of other machines or oneDNN caps (``ONEDNN_MAX_CPU_ISA=AVX2``).
-
-Every row carries the CPU model and its kernel flags: bf16 is 2x faster than fp32 on one machine
-and far slower on another (docs/findings.md, rows 1-3), so only rows of one CPU compare.
+``ddpm``: one training step (forward, backward, AdamW, EMA) of the benchmark's net per kernel
+variant (fp32, bf16 autocast, each contiguous or channels_last_3d) and thread count, its FLOPs read
+against a plain matmul (the practical peak). ``nnunet``: the Real arm's training iteration
+(nnU-Net's loader and augmentation, then ``train_step``) and the project's sliding-window
+prediction of test cases, in fp32 and bf16, per thread count and augmentation workers; a rerun
+replaces its own rows and keeps those of other machines or oneDNN caps (``ONEDNN_MAX_CPU_ISA``).
+Every row carries the CPU model and flags: only rows of one CPU compare (docs/findings.md, rows 1-3).
 """
 
 from __future__ import annotations
@@ -39,12 +34,7 @@ DDPM_VARIANTS = {  # name -> (bf16 autocast, memory layout)
     "bf16": (True, "contiguous"),
     "bf16 channels_last_3d": (True, "channels_last"),
 }
-NNUNET_VARIANTS = {  # name -> (bf16 autocast, channels_last_3d)
-    "fp32": (False, False),
-    "fp32+channels_last_3d": (False, True),
-    "bf16": (True, False),
-    "bf16+channels_last_3d": (True, True),
-}
+NNUNET_VARIANTS = {"fp32": False, "bf16": True}  # name -> bf16 autocast
 NNUNET_KEY = ["stage", "variant", "plan", "threads", "augmentation_workers", "cpu"]
 
 
@@ -138,8 +128,8 @@ def ddpm(args) -> int:
 
 # ----------------------------------------------------------------------------- nnU-Net
 
-def time_training(preprocessed_dataset: Path, plan, train, bf16: bool, channels_last: bool, threads: int,
-                  workers: int, iterations: int, warmup: int, out: Path) -> dict:
+def time_training(preprocessed_dataset: Path, plan, train, bf16: bool, threads: int, workers: int,
+                  iterations: int, warmup: int, out: Path) -> dict:
     """Seconds per training iteration (data loading + ``train_step``) after ``warmup`` iterations;
     leaves ``checkpoint_final.pth`` under ``out`` for the prediction timing."""
     import numpy as np
@@ -155,8 +145,6 @@ def time_training(preprocessed_dataset: Path, plan, train, bf16: bool, channels_
     with nnunet_environment(preprocessed=preprocessed_dataset.parent, results=out, augmentation_workers=workers):
         trainer = new_trainer(preprocessed_dataset, plan, train, seed=1, device=device, save_every=10**6)
         trainer.on_train_start()
-        if channels_last:
-            trainer.network.to(memory_format=torch.channels_last_3d)
         data_s, step_s = [], []
         try:
             trainer.on_train_epoch_start()
@@ -175,8 +163,7 @@ def time_training(preprocessed_dataset: Path, plan, train, bf16: bool, channels_
             "n": iterations}
 
 
-def time_prediction(model_dir: Path, images: list[Path], predict, bf16: bool, channels_last: bool, threads: int,
-                    tile_batch: int) -> dict:
+def time_prediction(model_dir: Path, images: list[Path], predict, bf16: bool, threads: int, tile_batch: int) -> dict:
     """Seconds per case of the project's in-process prediction, after one warm-up case."""
     import numpy as np
     import torch
@@ -189,8 +176,6 @@ def time_prediction(model_dir: Path, images: list[Path], predict, bf16: bool, ch
     seconds = []
     with nnunet_environment():
         predictor = load_predictor(model_dir, predict, threads=threads, device="cpu", tile_batch=tile_batch)
-        if channels_last:
-            predictor.network.to(memory_format=torch.channels_last_3d)
         for i, image in enumerate([images[0], *images]):
             started = time.perf_counter()
             predict_image(predictor, image)
@@ -221,13 +206,13 @@ def nnunet_table(run: Path, config: dict, args):
         for t in args.threads:
             for w in args.workers:
                 for name in args.variants:
-                    r = time_training(dataset, plan, train, *NNUNET_VARIANTS[name], t, w, args.iterations,
+                    r = time_training(dataset, plan, train, NNUNET_VARIANTS[name], t, w, args.iterations,
                                       args.warmup, model)
                     rows.append({"stage": "train", "variant": name, "threads": t, "augmentation_workers": w, **r,
                                  "unit": "s / iteration", "cpu": cpu})
                     print(f"train   {name:24s} threads {t} workers {w}: {r['seconds']:.3f} s / iteration", flush=True)
             for name in args.variants:
-                r = time_prediction(model, images, predict, *NNUNET_VARIANTS[name], t,
+                r = time_prediction(model, images, predict, NNUNET_VARIANTS[name], t,
                                     config["execution"]["nnunet_tile_batch"])
                 rows.append({"stage": "predict", "variant": name, "threads": t, "augmentation_workers": "", **r,
                              "unit": "s / case", "cpu": cpu})
