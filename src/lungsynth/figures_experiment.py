@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from .stats import REFERENCE_LABEL, SUBGROUPS, TARGETED_LABEL  # noqa: E402
 
-from .figures_data import WINDOW_HU as LUNG_WINDOW, nodule_slice  # noqa: E402
+from .figures_data import WINDOW_HU, nodule_slice  # noqa: E402
 COLORS = {"improved": "#2a9d8f", "worse": "#e76f51", "unchanged": "#9e9e9e"}
 MODEL_COLORS = ("#e9c46a", "#f4a261", "#8ecae6", "#c77dff")
 TOLERANCE = 1e-9  # |change| below this is "unchanged"
@@ -133,7 +133,7 @@ def load_examples(cases: Sequence[str], images: Mapping[str, object], truths: Ma
 
 
 def _show(ax, image2d, truth2d, mask2d, color) -> None:
-    ax.imshow(image2d, cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], interpolation="nearest")
+    ax.imshow(image2d, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], interpolation="nearest")
     if mask2d is not None and mask2d.any():
         overlay = np.zeros((*mask2d.shape, 4))
         overlay[mask2d] = matplotlib.colors.to_rgba(color, 0.55)
