@@ -1,11 +1,13 @@
-"""What the benchmark scripts share: a file lock for work that side-by-side runs share, and the
-config of a run (config/config.yaml, overlays, then ``key.path=value`` changes)."""
+"""What the bench scripts share (they import it as a sibling: ``python bench/<script>.py`` puts bench/
+on the path): a file lock, the config of a run with ``key.path=value`` changes, the Real arm's plan."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import fcntl
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -28,8 +30,7 @@ def locked(path: Path):
 
 
 def config_with(overlays, sets: list[str]) -> dict:
-    """config/config.yaml + ``overlays`` (merged as Snakemake does, defaults filled), then the
-    ``key.path=value`` changes (YAML values), validated as a whole."""
+    """config/config.yaml + ``overlays`` (merged as Snakemake does), then ``key.path=value`` changes."""
     from lungsynth.config import load_config
 
     return with_sets(load_config(ROOT / "config" / "config.yaml", *overlays), sets)
@@ -54,8 +55,7 @@ def with_sets(config: dict, sets: list[str]) -> dict:
 
 
 def recorded_nnunet(path: Path) -> dict:
-    """``nnunet`` settings recorded beside cached runs (a YAML file), keys added to the schema
-    since then at their defaults (which reproduce what those runs did)."""
+    """``nnunet`` settings recorded beside cached runs, newer schema keys at their (then) defaults."""
     from lungsynth.config import complete
 
     return complete(yaml.safe_load(Path(path).read_text()), "nnunet")
@@ -77,10 +77,22 @@ def replace_row(csv: Path, key: str | list[str], row: dict) -> None:
         write_csv(csv, pd.concat([table, pd.DataFrame([row])], ignore_index=True), float_format="%.4g")
 
 
-def print_and_write(table, csv: Path | None) -> None:
-    """Print a result table (3 decimals) and, if ``csv`` is given, write it (4 significant digits)."""
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    if csv:
-        from lungsynth.io import write_csv
+def real_arm_plan(run: Path, config: dict, out: Path, threads: int) -> Path:
+    """The Real arm's nnU-Net dataset of a run folder, planned and preprocessed once per ``nnunet.plan``
+    (cached under ``out``, locked): what the nnU-Net throughput times."""
+    from lungsynth.arms import REFERENCE
+    from lungsynth.pipeline import nnunet
 
-        write_csv(csv, table, float_format="%.4g")
+    n = config["nnunet"]
+    data = run / "results" / "data"
+    split = json.loads((data / "splits.json").read_text())
+    key = hashlib.sha256(json.dumps(n["plan"], sort_keys=True).encode()).hexdigest()[:10]
+    root = out / f"plan-{key}"
+    with locked(out / ".plan.lock"):
+        if not (root / "preprocessed").exists():
+            paths = lambda cases, kind: [data / kind / f"{c}.nii.gz" for c in cases]  # noqa: E731
+            nnunet.raw_dataset(REFERENCE.token, {"real": (paths(split["train"], "images"), paths(split["train"], "masks"))},
+                               (paths(split["validation"], "images"), paths(split["validation"], "masks")),
+                               root / "raw", REFERENCE.dataset_name(n["datasets"][REFERENCE.token]), "copy")
+            nnunet.plan(root / "raw", root / "preprocessed", n["plan"], threads)
+    return root / "preprocessed"

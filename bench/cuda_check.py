@@ -1,43 +1,32 @@
-"""One lent GPU, one call: the CUDA paths at the paper's sizes, and the benchmark's DDPM trained at GPU scale.
+"""One lent GPU, one call: the CUDA paths at the paper's sizes, and a GPU-scale recipe run.
 
-A GPU is lent to a session only now and then, for minutes, on a machine that has torch but not
-this project's environment and no network. So the work is split in three:
+A GPU is lent only now and then, for minutes, on a machine with torch but without this project's
+environment or a network. So the work is split in three:
 
-    # here (CPU): the benchmark's training crops and validation masks, the variants' settings
-    .venv/bin/python bench/cuda_check.py pack --run runs/benchmark --out .gpu
-    # there, in one call (PYTHONPATH=src, monai and jsonschema carried as wheels):
-    python3 bench/cuda_check.py gpu --pack .gpu --out $OUT --deadline 500
-    # here again: each GPU variant becomes a harness variant that bench/ddpm_recipe.py scores
-    .venv/bin/python bench/cuda_check.py unpack --results DIR --pack .gpu --run runs/benchmark
+    .venv/bin/python bench/cuda_check.py pack --run runs/benchmark --out .gpu      # here: data, settings
+    python3 bench/cuda_check.py gpu --pack .gpu --out $OUT --deadline 500          # there (PYTHONPATH=src)
+    .venv/bin/python bench/cuda_check.py unpack --results DIR --pack .gpu --run runs/benchmark   # here
 
-**Part 1, the paper's sizes** (config/lidc.yaml's net, channels 32-64-128-128, patch 64 x 128 x 128,
-crop 128 x 256 x 256), through the project's own Trainer, sampler and checkpoint code on CUDA:
-one training step patch-wise and on the whole volume (128 x 256 x 256 and 256^3, which the CPU
-benchmark could only extrapolate), one network call of whole-volume sampling, a full DDIM-50
-sample of a crop (CUDA random generator, checkpoint written on the GPU and read back), windowed
-sampling of 256 x 512 x 512; each in fp32 and bf16 autocast, with seconds and the CUDA caching
-allocator's peak (``max_memory_allocated``, ``max_memory_reserved``). Out of memory is a result.
-
-**Part 2, the recipe at GPU scale**: each variant of :data:`VARIANTS` trains on the benchmark's
-crops for a wall-clock budget (calibrated like ``ddpm_recipe.py``: steps = budget / seconds per
-step, so a learning-rate decay sees its horizon), then generates the harness's validation masks x
-seeds with each sampler of the variant. Volumes and the model come back; ``unpack`` files them
-where ``bench/ddpm_recipe.py --name <variant> --set ...`` finds a trained and sampled variant and
-only scores it with its frozen real-data judge.
-
-Every part runs under the ``--deadline`` (seconds from the start): a case that would start too
-late is skipped and says so, so one call never outlives its lease.
+Part 1 runs config/lidc.yaml's net, patch and crop through the project's Trainer, sampler and
+checkpoint code on CUDA, in fp32 and bf16, with seconds and the allocator's peaks (``cuda_paper.csv``;
+out of memory is a result). Part 2 trains the benchmark's DDPM at GPU scale for a wall-clock budget
+and samples the harness's masks; ``unpack`` files it where ``bench/ddpm_recipe.py`` only scores it.
+Every case runs under ``--deadline``: one that would start too late is skipped, one still running
+at the deadline is stopped, and an error (a sticky CUDA error included) is that case's row.
+What each part answers: docs/benchmark.md, "On a GPU".
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import types
@@ -50,20 +39,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 log = logging.getLogger("cuda_check")
 
-#: the benchmark's DDPM as docs/benchmark/ddpm_ab.csv's "base" row pins it (bench/ddpm_ab.sh)
-BASE_SETS = ["ddpm.training.lr_schedule=constant", "ddpm.training.nodule_patch_fraction=0.5"]
-#: GPU variants: name, settings over BASE_SETS, the sampling settings each is generated with, and a
-#: fixed step count (None: as many as the wall-clock budget allows). "gpu-base" repeats the CPU
-#: table's base row (its 3669 steps of 2 patches) so that the judge retrained here is checked
-#: against the row it was first measured with.
-VARIANTS = [
-    ("gpu-base", [], {"": []}, 3669),
-    ("gpu-cosine-b16", ["ddpm.training.lr_schedule=cosine", "ddpm.training.batch_size=16"],
-     {"": [], "-eta1": ["sampling.eta=1.0"]}, None),
-    ("gpu-levels4-cosine-b16", ["ddpm.network.channels=[16,32,64,128]", "ddpm.training.lr_schedule=cosine",
-                                "ddpm.training.batch_size=16"],
-     {"": [], "-eta1": ["sampling.eta=1.0"]}, None),
-]
+#: the GPU-scale recipe run: the benchmark's DDPM as docs/benchmark/ddpm_ab.csv's "base" row pins it
+#: (bench/ddpm_ab.sh), with cosine decay and 16 patches a step, sampled with eta 0 and eta 1
+MODEL = "gpu-cosine-b16"
+SETS = ["ddpm.training.nodule_patch_fraction=0.5", "ddpm.training.lr_schedule=cosine", "ddpm.training.batch_size=16"]
+SAMPLERS = {"": [], "-eta1": ["sampling.eta=1.0"]}
 MASKS, SEEDS = 6, 2                      # the harness's defaults (bench/ddpm_recipe.py)
 MODEL_LIMIT_BYTES = 15 * 2**20           # what one file back from the lent machine may hold
 
@@ -73,7 +53,6 @@ MODEL_LIMIT_BYTES = 15 * 2**20           # what one file back from the lent mach
 def pack(run: Path, out: Path, overlays: list[Path]) -> None:
     """The training crops, the first validation masks and every setting the GPU side needs, resolved
     and validated here (the GPU machine has no config overlays to read)."""
-    sys.path.insert(0, str(ROOT / "bench"))
     from benchlib import config_with
     from lungsynth.pipeline.ddpm import read_training_set
     from lungsynth.io import read_nifti
@@ -88,12 +67,10 @@ def pack(run: Path, out: Path, overlays: list[Path]) -> None:
               "validation_masks": np.stack([read_nifti(folder / "masks" / f"{c}.nii.gz")[0] for c in validation])
               .astype(np.uint8)}
     variants = []
-    for name, sets, samplers, steps in VARIANTS:
-        for suffix, sampling_sets in samplers.items():
-            config = config_with(overlays, BASE_SETS + sets + sampling_sets)
-            variants.append({"name": name + suffix, "model": name, "sets": BASE_SETS + sets + sampling_sets,
-                             "fixed_steps": steps,
-                             "ddpm": config["ddpm"], "sampling": config["sampling"]})
+    for suffix, sampling_sets in SAMPLERS.items():
+        config = config_with(overlays, SETS + sampling_sets)
+        variants.append({"name": MODEL + suffix, "sets": SETS + sampling_sets, "ddpm": config["ddpm"],
+                         "sampling": config["sampling"]})
     paper = config_with([ROOT / "config" / "lidc.yaml"], [])
     meta = {"train": train, "validation": validation, "spacing": spacing, "seeds": SEEDS, "variants": variants,
             "paper": {"ddpm": paper["ddpm"], "volume_size": paper["preprocess"]["volume_size"]}}
@@ -127,6 +104,7 @@ def cuda_memory(device) -> dict:
 
 
 def fresh(device) -> None:
+    """Free what the last case left and reset the allocator's peaks."""
     import torch
 
     gc.collect()
@@ -136,30 +114,68 @@ def fresh(device) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def synchronize(device) -> None:
+def timed(device, work, repeats: int = 1) -> float:
+    """Seconds per call of ``work()``, the device's queue drained before and after."""
     import torch
 
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    started = time.perf_counter()
+    for i in range(repeats):
+        work(i)
+    sync()
+    return (time.perf_counter() - started) / repeats
 
 
-def measured(case: dict, device, clock: Clock, need: float, work) -> dict:
-    """Run ``work()`` (returns a dict of figures) as one case: its memory peak, out of memory or an
-    error as the case's status, or skipped if fewer than ``need`` seconds are left."""
-    import torch
+class Deadline(Exception):
+    """A case still running when the call's time is up."""
 
-    if clock.left() < need:
-        return {**case, "status": f"skipped: {clock.left():.0f} s left, needs ~{need:.0f}"}
-    fresh(device)
+
+@contextlib.contextmanager
+def deadline_after(seconds: float):
+    """Raise :class:`Deadline` in the main thread after ``seconds`` (between Python calls: a CUDA
+    kernel already launched finishes first)."""
+    def ring(signum, frame):
+        raise Deadline(f"stopped at the deadline, {seconds:.0f} s after it started")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
     try:
-        result = {**case, **work(), "status": "ok"}
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def measured(case: dict, device, clock: Clock, need: float, work, reserve: float = 0.0) -> dict:
+    """Run ``work()`` (returns a dict of figures) as one case: its memory peak; out of memory, an
+    error or the deadline as its status; skipped if fewer than ``need`` + ``reserve`` seconds are
+    left. Nothing a case raises, a sticky CUDA error in the cleanup included, ends the call."""
+    import torch
+
+    if clock.left() < need + reserve:
+        return {**case, "status": f"skipped: {clock.left():.0f} s left, needs ~{need + reserve:.0f}"}
+    try:
+        with deadline_after(clock.left() - reserve):
+            fresh(device)
+            result = {**case, **work(), "status": "ok"}
+    except Deadline as err:
+        result = {**case, "status": "stopped", "note": str(err)}
     except getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError) as err:
-        result = {**case, "status": "out of memory", "note": str(err).splitlines()[0][:200]}
+        result = {**case, "status": "out of memory", "note": first_line(err)}
     except Exception as err:   # noqa: BLE001 - a case that fails is a row, the others still run
-        text = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        text = first_line(err)
         result = {**case, "status": "out of memory" if "out of memory" in text.lower() else "error", "note": text}
-    result.update(cuda_memory(device))
-    fresh(device)
+    try:
+        result.update(cuda_memory(device))
+        fresh(device)
+    except Exception as err:   # noqa: BLE001 - e.g. a sticky CUDA error: the next cases say so too
+        result["note"] = f"{result.get('note', '')}; cleanup failed: {first_line(err)}".lstrip("; ")
     log.info("%s", result)
     return result
 
@@ -197,12 +213,7 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, rese
             hu = torch.full((1, *size), -700, dtype=torch.int16)
             trainer = Trainer(settings_for(p, bf16), hu, torch.zeros_like(hu, dtype=torch.uint8), device)
             trainer.step(1)                                           # allocates AdamW's state
-            synchronize(device)
-            started = time.perf_counter()
-            for s in range(steps):
-                trainer.step(2 + s)
-            synchronize(device)
-            return {"seconds": (time.perf_counter() - started) / steps, "per": "training step",
+            return {"seconds": timed(device, lambda i: trainer.step(2 + i), steps), "per": "training step",
                     "note": f"mean of {steps} steps after one"}
         return work
 
@@ -212,15 +223,11 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, rese
             x, t = torch.zeros((1, 5, *size), device=device), torch.tensor([500], device=device)
             with torch.no_grad(), autocast(device, bf16):
                 model(x, t)
-                synchronize(device)
-                started = time.perf_counter()
-                model(x, t)
-                synchronize(device)
-            return {"seconds": time.perf_counter() - started, "per": "network call"}
+                return {"seconds": timed(device, lambda i: model(x, t)), "per": "network call"}
         return work
 
-    def full_sample(bf16, steps, folder):
-        """A checkpoint written from the GPU, read back, and one whole crop generated from a mask."""
+    def full_sample(bf16, steps):
+        """A checkpoint written from the GPU, read back (on the CPU too), and one whole crop generated."""
         def work():
             hu = torch.full((1, *volume), -700, dtype=torch.int16)
             settings = settings_for(patch, bf16)
@@ -229,37 +236,29 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, rese
             path = folder / "paper-model.pt"
             save_model(path, trainer.ema.module, settings=settings, network=trainer.network, volume_size=volume,
                        spacing=None, data_hash="cuda-check", step=1)
-            on_cpu = load_model(path, "cpu")                          # a GPU checkpoint opens on a CPU machine
-            assert next(on_cpu.model.parameters()).device.type == "cpu"
+            assert next(load_model(path, "cpu").model.parameters()).device.type == "cpu"
             loaded = load_model(path, device)
             mask = np.zeros(volume, dtype=np.uint8)
             mask[tuple(slice(s // 2 - 3, s // 2 + 3) for s in volume)] = 1
             sampling = SamplingSettings.from_config({"sampler": "ddim", "steps": steps, "mode": "whole", "bf16": bf16})
-            synchronize(device)
-            started = time.perf_counter()
-            out = sample_case(loaded, mask, case_id="cuda-check", settings=sampling, device=device)
-            synchronize(device)
-            seconds = time.perf_counter() - started
+            out = {}
+            seconds = timed(device, lambda i: out.update(hu=sample_case(loaded, mask, case_id="cuda-check",
+                                                                        settings=sampling, device=device)))
             path.unlink()
-            assert out.shape == tuple(volume) and out.dtype == np.int16
+            assert out["hu"].shape == tuple(volume) and out["hu"].dtype == np.int16
             return {"seconds": seconds, "per": f"whole crop, DDIM-{steps}",
                     "note": f"x {1000 / steps:.0f} for the paper's 1000-step DDPM: ~{seconds * 1000 / steps:.0f} s; "
-                            f"HU {int(out.min())}..{int(out.max())}; checkpoint read back on the CPU"}
+                            f"HU {int(out['hu'].min())}..{int(out['hu'].max())}; checkpoint read back on the CPU"}
         return work
 
     def windowed(size, bf16, overlap, window_batch, steps):
         def work():
             settings = settings_for(patch, bf16)
             model = build_network(network_config(settings.network)).to(device).eval()
-            schedule = settings.schedule
-            mask = np.zeros(size, dtype=np.uint8)
-            synchronize(device)
-            started = time.perf_counter()
-            sample_volume(model, mask, schedule, sampler="ddim", steps=steps, mode="windowed", window=patch,
-                          overlap=overlap, window_batch=window_batch, bf16=bf16, device=device,
-                          generator=torch.Generator(device=device).manual_seed(0))
-            synchronize(device)
-            seconds = (time.perf_counter() - started) / steps
+            seconds = timed(device, lambda i: sample_volume(
+                model, np.zeros(size, dtype=np.uint8), settings.schedule, sampler="ddim", steps=steps,
+                mode="windowed", window=patch, overlap=overlap, window_batch=window_batch, bf16=bf16, device=device,
+                generator=torch.Generator(device=device).manual_seed(0))) / steps
             return {"seconds": seconds, "per": "sampling step (all windows)",
                     "note": f"{window_batch} windows per call; DDIM-50 ~{50 * seconds:.0f} s"}
         return work
@@ -278,67 +277,16 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, rese
     for bf16 in (True, False):
         plan.append((case("sample whole", volume, None, bf16), 10, net_call(volume, bf16)))
     ddim = 2 if tiny else 50
-    plan.append((case(f"sample whole, DDIM-{ddim} crop", volume, None, True), 30, full_sample(True, ddim, folder)))
+    plan.append((case(f"sample whole, DDIM-{ddim} crop", volume, None, True), 30, full_sample(True, ddim)))
     plan.append((case("sample windowed", huge, patch, True, 0.25), 40, windowed(huge, True, 0.25, 4, 2)))
     for bf16 in (True, False):
         plan.append((case("train whole volume", big, None, bf16), 40, train_case(big, big, bf16, 1)))
     plan.append((case("sample whole", big, None, True), 15, net_call(big, True)))
     plan.append((case("sample whole", huge, None, True), 30, net_call(huge, True)))
     for spec, need, work in plan:
-        rows.append(measured(spec, device, clock, need + reserve, work))
+        rows.append(measured(spec, device, clock, need, work, reserve))
         write_rows(rows)
     return rows
-
-
-def train_variant(meta: dict, data, variant: dict, out: Path, budget: float, device, threads: int,
-                  calibration_steps: int = 30, min_steps: int = 50) -> dict:
-    """Part 2: train one variant on the benchmark's crops for ``budget`` wall seconds, or for its
-    fixed step count if that fits in the budget."""
-    from lungsynth.ddpm.settings import DdpmSettings
-    from lungsynth.ddpm.train import train_ddpm
-
-    settings = DdpmSettings.from_config(variant["ddpm"])
-    images, masks = list(data["images"]), list(data["masks"])
-    calibration = train_ddpm(images, masks, settings.replace(training=settings.training.replace(steps=calibration_steps)),
-                             out / "calibration.pt", device=device, threads=threads, progress=False,
-                             checkpoint_every=calibration_steps, names=meta["train"])
-    per_step = float(calibration.losses["seconds"].diff().iloc[calibration_steps // 5:].median())  # after warm-up
-    steps = max(min_steps, int(budget / per_step))
-    if variant["fixed_steps"] and variant["fixed_steps"] <= steps:
-        steps = variant["fixed_steps"]
-    elif variant["fixed_steps"]:
-        log.warning("%s: %d steps do not fit in %.0f s; %d instead", variant["name"], variant["fixed_steps"],
-                    budget, steps)
-    settings = settings.replace(training=settings.training.replace(steps=steps))
-    result = train_ddpm(images, masks, settings, out / "model.pt", device=device, threads=threads, progress=False,
-                        checkpoint_every=steps, spacing=meta["spacing"], names=meta["train"])
-    for stale in out.glob("calibration.pt*"):
-        stale.unlink()
-    (out / "model.pt.state").unlink(missing_ok=True)
-    losses = result.losses
-    wall = float(losses["seconds"].iloc[-1])
-    return {"model": variant["model"], "steps": int(result.step), "batch_size": settings.training.batch_size,
-            "wall_seconds": wall, "seconds_per_step": per_step, "patches_per_s": result.step *
-            settings.training.batch_size / wall, "final_loss": float(losses["loss"].tail(100).mean()),
-            "budget": budget, "losses": losses[["step", "loss", "lr", "seconds"]].to_numpy(np.float32)}
-
-
-def sample_variant(meta: dict, data, variant: dict, model_path: Path, device) -> dict:
-    """The validation masks x seeds of one variant, as the harness would generate them."""
-    from lungsynth.ddpm.checkpoint import load_model
-    from lungsynth.ddpm.sample import sample_case
-    from lungsynth.ddpm.settings import SamplingSettings
-
-    base = SamplingSettings.from_config(variant["sampling"])
-    loaded = load_model(model_path, device)
-    volumes, seconds = {}, []
-    for case, mask in zip(meta["validation"], data["validation_masks"]):
-        for s in range(meta["seeds"]):
-            started = time.perf_counter()
-            volumes[f"{case}_s{s}"] = sample_case(loaded, mask, case_id=case, settings=base.replace(seed=base.seed + s),
-                                                  spacing=meta["spacing"], device=device)
-            seconds.append(time.perf_counter() - started)
-    return {"volumes": volumes, "sample_seconds": float(np.mean(seconds))}
 
 
 def gpu(args) -> int:
@@ -364,60 +312,76 @@ def gpu(args) -> int:
             "cpu_threads": args.threads}
     log.info("%s", info)
 
-    def write_rows(rows):
-        frame = pd.DataFrame(rows).assign(gpu=info["gpu"] or "cpu", torch=info["torch"])
-        tmp = out / ".paper.csv"
-        frame.to_csv(tmp, index=False)
-        tmp.replace(out / "cuda_paper.csv")
+    def write_rows(rows):   # after each case: a call cut short keeps what it measured
+        pd.DataFrame(rows).assign(gpu=info["gpu"] or "cpu", torch=info["torch"]).to_csv(out / ".paper.csv", index=False)
+        (out / ".paper.csv").replace(out / "cuda_paper.csv")
 
     if "paper" in args.parts:
         paper_cases(meta, device, Clock(min(args.paper_budget, clock.left() - args.reserve)), args.tiny, out,
                     args.reserve, write_rows)
     records = {"info": info, "variants": {}}
     if "recipe" in args.parts:
-        data = dict(np.load(args.pack / "data.npz"))
-        if args.tiny:   # a check of the paths: 3 crops, 2 patches a step
-            data = {k: v[:3] for k, v in data.items()}
-            for v in meta["variants"]:
-                v["ddpm"]["training"]["batch_size"] = 2
-        models = list(dict.fromkeys(v["model"] for v in meta["variants"]))
-        fixed = {v["model"] for v in meta["variants"] if v["fixed_steps"]}
-        for i, model in enumerate(models):
-            variants = [v for v in meta["variants"] if v["model"] == model]
-            later = [m for m in models[i:] if m not in fixed]   # those sharing the time left equally
-            sampling = args.sampling_seconds * sum(v["model"] in models[i:] for v in meta["variants"])
-            share = (clock.left() - args.reserve - sampling - args.fixed_seconds * len(fixed & set(models[i + 1:])))
-            budget = min(args.budget, share if model in fixed else share / max(1, len(later)))
-            if budget < min(args.budget, 20.0):
-                log.warning("%s: skipped, %.0f s left", model, clock.left())
-                continue
-            folder = out / model
-            folder.mkdir(exist_ok=True)
-            try:
-                record = train_variant(meta, data, variants[0], folder, budget, device, args.threads,
-                                       *((5, 5) if args.tiny else ()))
-            except Exception:   # noqa: BLE001 - the next model still gets its share
-                log.exception("%s: training failed", model)
-                shutil.rmtree(folder, ignore_errors=True)
-                continue
-            record["losses"] = record["losses"].tolist()   # step, loss, lr, seconds
-            for variant in variants:   # one file per variant: a file back from the lent machine holds <= 16 MiB
-                sampled = sample_variant(meta, data, variant, folder / "model.pt", device)
-                np.savez_compressed(out / f"{variant['name']}.npz", **sampled["volumes"])
-                records["variants"][variant["name"]] = {**record, "sample_seconds": sampled["sample_seconds"]}
-            model_file = folder / "model.pt"
-            if model_file.stat().st_size <= MODEL_LIMIT_BYTES and model not in fixed:
-                model_file.replace(out / f"{model}.pt")
-            else:
-                log.warning("%s: %.0f MiB, not sent back (at most 8 files of 16 MiB); its volumes are", model_file,
-                            model_file.stat().st_size / 2**20)
-                model_file.unlink()
-            shutil.rmtree(folder, ignore_errors=True)
-            (out / "records.json").write_text(json.dumps(records, indent=1))
-            log.info("%s: %s", model, {k: v for k, v in record.items() if k != "losses"})
+        try:
+            with deadline_after(clock.left() - args.reserve):
+                recipe_run(meta, args, device, out, clock, records)
+        except Exception as err:   # noqa: BLE001 - the deadline or an error: what was done comes back
+            log.error("recipe run: %s", first_line(err))
     (out / "records.json").write_text(json.dumps(records, indent=1))
     log.info("done, %.0f s of %.0f used", args.deadline - clock.left(), args.deadline)
     return 0
+
+
+def recipe_run(meta: dict, args, device, out: Path, clock: Clock, records: dict) -> None:
+    """Part 2: train for what the deadline leaves (sampling time kept; the step count calibrated so
+    the decay sees its horizon), then sample each variant, one file each (<= 16 MiB come back)."""
+    from lungsynth.ddpm.checkpoint import load_model
+    from lungsynth.ddpm.sample import sample_case
+    from lungsynth.ddpm.settings import DdpmSettings, SamplingSettings
+    from lungsynth.ddpm.train import train_ddpm
+
+    data = dict(np.load(args.pack / "data.npz"))
+    calibration, min_steps = (5, 5) if args.tiny else (30, 50)
+    if args.tiny:   # a check of the paths: 3 crops, 2 patches a step
+        data = {k: v[:3] for k, v in data.items()}
+        meta["variants"][0]["ddpm"]["training"]["batch_size"] = 2
+    budget = min(args.budget, clock.left() - args.reserve - args.sampling_seconds * len(meta["variants"]))
+    if budget < min(args.budget, 20.0):
+        log.warning("%s: skipped, %.0f s left", MODEL, clock.left())
+        return
+    folder = out / MODEL
+    settings = DdpmSettings.from_config(meta["variants"][0]["ddpm"])
+    images, masks = list(data["images"]), list(data["masks"])
+    train = dict(device=device, threads=args.threads, progress=False, names=meta["train"])
+    trial = train_ddpm(images, masks, settings.replace(training=settings.training.replace(steps=calibration)),
+                       folder / "calibration.pt", checkpoint_every=calibration, **train)
+    per_step = float(trial.losses["seconds"].diff().iloc[calibration // 5:].median())   # after warm-up
+    steps = max(min_steps, int(budget / per_step))
+    settings = settings.replace(training=settings.training.replace(steps=steps))
+    result = train_ddpm(images, masks, settings, folder / "model.pt", checkpoint_every=steps, spacing=meta["spacing"],
+                        **train)
+    losses, wall = result.losses, float(result.losses["seconds"].iloc[-1])
+    record = {"model": MODEL, "steps": int(result.step), "batch_size": settings.training.batch_size,
+              "wall_seconds": wall, "seconds_per_step": per_step, "budget": budget,
+              "patches_per_s": result.step * settings.training.batch_size / wall,
+              "final_loss": float(losses["loss"].tail(100).mean()),
+              "losses": losses[["step", "loss", "lr", "seconds"]].to_numpy(np.float32).tolist()}
+    loaded = load_model(folder / "model.pt", device)
+    for variant in meta["variants"]:
+        base = SamplingSettings.from_config(variant["sampling"])
+        volumes, seconds = {}, []
+        for case, mask in zip(meta["validation"], data["validation_masks"]):
+            for s in range(meta["seeds"]):
+                started = time.perf_counter()
+                volumes[f"{case}_s{s}"] = sample_case(loaded, mask, case_id=case, device=device,
+                                                      settings=base.replace(seed=base.seed + s), spacing=meta["spacing"])
+                seconds.append(time.perf_counter() - started)
+        np.savez_compressed(out / f"{variant['name']}.npz", **volumes)
+        records["variants"][variant["name"]] = {**record, "sample_seconds": float(np.mean(seconds))}
+        (out / "records.json").write_text(json.dumps(records, indent=1))
+    if (folder / "model.pt").stat().st_size <= MODEL_LIMIT_BYTES:
+        (folder / "model.pt").replace(out / f"{MODEL}.pt")
+    shutil.rmtree(folder, ignore_errors=True)
+    log.info("%s: %s", MODEL, {k: v for k, v in record.items() if k != "losses"})
 
 
 # ----------------------------------------------------------------------------- unpack (here)
@@ -427,7 +391,6 @@ def unpack(results: Path, pack_dir: Path, run: Path, recipe: Path, overlays: lis
     import pandas as pd
     import yaml
 
-    sys.path.insert(0, str(ROOT / "bench"))
     from benchlib import config_with
     from lungsynth.io import read_nifti, write_csv, write_nifti
 
@@ -468,38 +431,37 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("pack", help="here: the data and settings the GPU side needs")
-    a.add_argument("--run", type=Path, required=True)
-    a.add_argument("--config", type=Path, action="append", default=None)
+    g = sub.add_parser("gpu", help="there: part 1 (paper sizes) and part 2 (the recipe run)")
+    u = sub.add_parser("unpack", help="here: file the GPU variants for bench/ddpm_recipe.py")
+    for here in (a, u):
+        here.add_argument("--run", type=Path, required=True, help="the workflow run folder of the crops")
+        here.add_argument("--config", type=Path, action="append", default=None, help="default config/benchmark.yaml")
     a.add_argument("--out", type=Path, default=ROOT / ".gpu")
-    g = sub.add_parser("gpu", help="there: part 1 (paper sizes) and part 2 (recipe at GPU scale)")
     g.add_argument("--pack", type=Path, default=ROOT / ".gpu")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--device", default="auto")
     g.add_argument("--deadline", type=float, default=500.0, help="seconds from the start for everything")
     g.add_argument("--paper-budget", type=float, default=150.0, help="seconds for part 1")
-    g.add_argument("--budget", type=float, default=150.0, help="training seconds per variant at most")
+    g.add_argument("--budget", type=float, default=150.0, help="training seconds of part 2 at most")
     g.add_argument("--sampling-seconds", type=float, default=15.0, help="expected seconds to sample one variant")
-    g.add_argument("--fixed-seconds", type=float, default=60.0, help="expected seconds of a fixed-step variant")
     g.add_argument("--reserve", type=float, default=15.0, help="seconds kept free at the end")
     g.add_argument("--threads", type=int, default=8)
     g.add_argument("--parts", nargs="+", default=["paper", "recipe"], choices=["paper", "recipe"])
-    g.add_argument("--tiny", action="store_true", help="tiny sizes (a check of this script on a CPU)")
-    u = sub.add_parser("unpack", help="here: file the GPU variants for bench/ddpm_recipe.py")
+    g.add_argument("--quick", "--tiny", dest="tiny", action="store_true",
+                   help="tiny sizes: a check of this script on any device in seconds")
     u.add_argument("--results", type=Path, required=True, help="the folder the GPU call's files came back in")
     u.add_argument("--pack", type=Path, default=ROOT / ".gpu", help="the pack the GPU call ran on")
-    u.add_argument("--run", type=Path, required=True)
-    u.add_argument("--config", type=Path, action="append", default=None)
     u.add_argument("--recipe", type=Path, default=ROOT / "bench" / "results" / "recipe")
     args = p.parse_args(argv)
     overlays = args.config if getattr(args, "config", None) else [ROOT / "config" / "benchmark.yaml"]
     if args.command == "pack":
         pack(args.run, args.out, overlays)
-        return 0
-    if args.command == "unpack":
+    elif args.command == "unpack":
         unpack(args.results, args.pack, args.run, args.recipe, overlays)
-        return 0
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return gpu(args)
+    else:
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        return gpu(args)
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ PY=${PYTHON:-.venv/bin/python}
 # nodule), pinned here since config/benchmark.yaml has taken up two of the variants since
 BASE="--set ddpm.training.lr_schedule=constant --set ddpm.training.nodule_patch_fraction=0.5"
 H="$PY bench/ddpm_recipe.py --run $RUN --config config/benchmark.yaml $BASE --budget $BUDGET --threads 1"
-# the two judges of docs/benchmark/ddpm_ab.csv, as settings over config/benchmark.yaml; JUDGE=strong
-# scores the cached variants again with the second (nothing trains or samples again)
+# the table's two judges as settings over config/benchmark.yaml; JUDGE=strong scores the cached
+# variants again with the second (nothing trains or samples again)
 WEAK="--judge frozen-model --judge-set nnunet.train.epochs=24 --judge-set nnunet.train.initial_lr=0.01
-  --judge-set nnunet.train.bf16=false
-  --judge-set nnunet.predict.bf16=false --judge-set nnunet.predict.checkpoint=checkpoint_final.pth
-  --judge-set nnunet.predict.lung_margin_mm=null"
+  --judge-set nnunet.train.bf16=false --judge-set nnunet.predict.bf16=false
+  --judge-set nnunet.predict.checkpoint=checkpoint_final.pth --judge-set nnunet.predict.lung_margin_mm=null"
 STRONG="--judge judge1200-lung3 --judge-set nnunet.train.epochs=48 --judge-set nnunet.train.initial_lr=0.01
   --judge-set nnunet.predict.checkpoint=checkpoint_final.pth --judge-set nnunet.predict.lung_margin_mm=3"
 if [[ ${JUDGE:-weak} == strong ]]; then H="$H $STRONG"; else H="$H $WEAK"; fi
@@ -38,11 +37,7 @@ trained=(
   "fourier4 ddpm.network.coordinate_frequencies=4"
   "cosine-schedule ddpm.schedule.schedule=cosine"
 )
-sampling_only=(
-  "eta0.5 sampling.eta=0.5"
-  "eta1 sampling.eta=1.0"
-  "ddim25 sampling.steps=25"
-)
+sampling_only=("eta0.5 sampling.eta=0.5" "eta1 sampling.eta=1.0" "ddim25 sampling.steps=25")
 
 run() {  # name key=value ...
   local name=$1; shift
@@ -52,16 +47,17 @@ run() {  # name key=value ...
     && echo "done: $name" || echo "FAILED: $name (bench/results/recipe/$name.log)"
 }
 
+pairs() {  # runs the variants given, two at a time
+  local list=("$@")
+  for ((i = 0; i < ${#list[@]}; i += 2)); do
+    run ${list[i]} &
+    if (( i + 1 < ${#list[@]} )); then run ${list[i+1]} & fi
+    wait
+  done
+}
+
 mkdir -p bench/results/recipe
 EXTRA=()
-for ((i = 0; i < ${#trained[@]}; i += 2)); do
-  run ${trained[i]} &
-  if (( i + 1 < ${#trained[@]} )); then run ${trained[i+1]} & fi
-  wait
-done
+pairs "${trained[@]}"
 EXTRA=(--model-from base)
-for ((i = 0; i < ${#sampling_only[@]}; i += 2)); do
-  run ${sampling_only[i]} &
-  if (( i + 1 < ${#sampling_only[@]} )); then run ${sampling_only[i+1]} & fi
-  wait
-done
+pairs "${sampling_only[@]}"

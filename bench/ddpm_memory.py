@@ -2,28 +2,14 @@
 whole-volume sampling, measured and computed.
 
     .venv/bin/python bench/ddpm_memory.py                    # both nets, every size (an hour or two)
+    .venv/bin/python bench/ddpm_memory.py --device cuda      # the same on a GPU (its allocator's peak too)
     .venv/bin/python bench/ddpm_memory.py --quick            # tiny sizes, one case per mode (a minute)
 
-Each finished case is written to the CSV at once; a rerun measures only the cases the CSV lacks
-(``--fresh`` starts over), so a long run that is stopped resumes.
-
-Each case runs in a fresh process (its peak RSS is its own) under an address-space limit
-(``--mem-limit-gb``), so a case that does not fit fails with "out of memory" instead of swapping;
-that failure is a result. Where CUDA is present (``--device cuda``) ``torch.cuda.max_memory_allocated``
-is recorded too. Cases, for the paper-scale net of config/lidc.yaml (channels 32-64-128-128, 2
-residual blocks) and the benchmark's net (16-32-32):
-
-- one training step (forward, backward, AdamW, EMA) patch-wise (patches 32^3, 64^3, 64 x 128 x 128
-  of a 256^3 volume) and whole-volume (volumes 64^3, 128^3, 128 x 256 x 256, 256^3);
-- one network call of sampling: whole volume (up to 256 x 512 x 512, i.e. 512 x 512 x 256 in x, y, z)
-  and windowed (window = the training patch, overlap 0.5 and 0.25; its seconds are those of a few
-  windows times the number of windows, stated in the note).
-
-The analytic side (:func:`analytic`): the tensors a training step and a sampling call allocate,
-counted by torch's profiler (every allocation and release, ``profile_memory``) at two small cube
-sides: the peak of live tensors grows linearly with the voxels, its slope is the activation memory
-per voxel, and with the baseline of a tiny case (imports, the net, its optimizer state) it predicts
-every size, so the measured curve can be checked against it and extrapolated to 24, 40, 80 GB.
+Each case (a training step patch-wise or whole-volume, a network call of whole or windowed sampling;
+the paper's net and the benchmark's) runs in a fresh process, so its peak is its own; on a CPU
+under an address-space limit, so a case that does not fit is an "out of memory" row. A rerun
+measures only the cases the CSV lacks. :func:`analytic` counts the live tensors of a step at two
+small sides: the memory per voxel, which predicts every size (checked against the measured ones).
 """
 
 from __future__ import annotations
@@ -52,9 +38,7 @@ GB_LINES = (24, 40, 80)
 # --------------------------------------------------------------------------- child side
 
 def _peak_rss_mb() -> float:
-    """This process's own peak RSS. Not ``getrusage``: Linux carries ``ru_maxrss`` over ``execve``
-    from the forked parent, so every case would read at least the parent's RSS at the fork (the
-    driver holds the analytic profiler's ~2 GB); ``VmHWM`` belongs to the process's new address space."""
+    """This process's own peak RSS: ``VmHWM`` (``ru_maxrss`` carries the forked parent's over ``execve``)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -135,8 +119,9 @@ def child_sample(case: dict, device) -> dict:
 
 
 def run_child(case: dict) -> None:
-    limit = int(case["mem_limit_gb"] * 2**30)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if case["device"] == "cpu":   # CUDA reserves far more address space than it uses: no limit there
+        limit = int(case["mem_limit_gb"] * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import torch
 
     torch.set_num_threads(case["threads"])
@@ -205,24 +190,18 @@ def analytic(net: str, probes=(24, 32)) -> dict:
 
 
 def estimate_mb(case: dict, coefficients: dict, baseline_mb: float) -> float:
-    """The analytic peak of a case: the baseline of its kind (which holds the net and its optimizer
-    state), plus the activations per voxel, plus the volume-sized buffers."""
+    """The analytic peak of a case: the baseline of its kind (the net, its optimizer state), the
+    activations per voxel, and the volume-sized float32 buffers: for training the data volume; for
+    whole sampling the 5-channel input; for windowed sampling the input, the output, its weights'
+    sum and the Gaussian map of ``sliding_window_inference``."""
     import numpy as np
 
+    volume, patch = int(np.prod(case["size"])), int(np.prod(case["patch"] or case["size"]))
     if case["mode"].startswith("train"):
-        voxels = int(np.prod(case["patch"] or case["size"]))
-        return baseline_mb + (coefficients["train_bytes_per_voxel"] * voxels
-                              + 2 * 4 * int(np.prod(case["size"]))) / 2**20   # + the int16/float data volume
+        return baseline_mb + (coefficients["train_bytes_per_voxel"] * patch + 2 * 4 * volume) / 2**20
     if case["mode"] == "sample whole":
-        voxels = int(np.prod(case["size"]))
-        return baseline_mb + (coefficients["sample_bytes_per_voxel"] * voxels
-                              + 5 * 4 * voxels) / 2**20                           # + the 5-channel input
-    window = int(np.prod(case["patch"]))
-    volume = int(np.prod(case["size"]))
-    # the 5-channel input, the output, its weights' sum and the Gaussian map of
-    # sliding_window_inference (float32) + one window's activations
-    return baseline_mb + (coefficients["sample_bytes_per_voxel"] * window
-                          + (5 + 1 + 1) * 4 * volume + 4 * window) / 2**20
+        return baseline_mb + (coefficients["sample_bytes_per_voxel"] * volume + 5 * 4 * volume) / 2**20
+    return baseline_mb + (coefficients["sample_bytes_per_voxel"] * patch + (5 + 1 + 1) * 4 * volume + 4 * patch) / 2**20
 
 
 # --------------------------------------------------------------------------- parent side
@@ -239,24 +218,21 @@ def _row_fields(case: dict) -> dict:
             "overlap": case.get("overlap")}
 
 
-def _case_key(row: dict) -> tuple:
-    overlap = row.get("overlap")
-    patch = row.get("patch_or_window")
-    return (row["net"], row["mode"], row["size"], patch if isinstance(patch, str) else "",
-            None if overlap is None or overlap != overlap else round(float(overlap), 3))
+def _case_key(row: dict) -> str:
+    """A case's name, the same for a planned case's fields and its row read back from the CSV."""
+    patch, overlap = row.get("patch_or_window"), row.get("overlap")
+    overlap = "" if overlap is None or overlap != overlap else f"{float(overlap):g}"
+    return f"{row['net']}|{row['mode']}|{row['size']}|{patch if isinstance(patch, str) else ''}|{overlap}"
 
 
-MODES = ("train patch-wise", "train whole volume", "sample whole", "sample windowed")
+def in_order(rows: list[dict], todo: list[dict]):
+    """The rows as a table in the order of the planned cases, whatever order a resumed run took."""
+    import pandas as pd
 
-
-def in_order(table):
-    """Rows by net, mode, overlap and voxels, whatever order a resumed run measured them in (the
-    plot draws each mode's line through its rows in this order)."""
-    rank = table["mode"].map({m: i for i, m in enumerate(MODES)})
-    nets = {n: i for i, n in enumerate(NETS)}
-    return (table.assign(_net=table["net"].map(nets), _mode=rank, _overlap=-table["overlap"].fillna(1.0))
-            .sort_values(["_net", "_mode", "_overlap", "voxels"], kind="stable")
-            .drop(columns=["_net", "_mode", "_overlap"]).reset_index(drop=True))
+    rank = {_case_key(_row_fields(c)): i for i, c in enumerate(todo)}
+    return (pd.DataFrame(rows).reindex(columns=COLUMNS)
+            .assign(_rank=[rank.get(_case_key(r), len(rank)) for r in rows])
+            .sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True))
 
 
 def cases(args) -> list[dict]:
@@ -308,6 +284,7 @@ def baseline_mb(args, net: str, mode: str) -> float:
 
 
 def plot(table, out_png: Path) -> None:
+    """Peak memory against voxels per net and mode: measured (solid), analytic (dotted), x = did not fit."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,52 +293,20 @@ def plot(table, out_png: Path) -> None:
     nets = list(dict.fromkeys(table["net"]))
     fig, axes = plt.subplots(1, len(nets), figsize=(6.5 * len(nets), 4.6), squeeze=False)
     for ax, net in zip(axes[0], nets):
-        rows = table[table["net"] == net]
-        for (mode, overlap), group in rows.groupby(["mode", "overlap"], dropna=False, sort=False):
-            label = mode + (f", overlap {overlap:g}" if mode == "sample windowed" else "")
-            ok = group[group["status"] == "ok"]
-            style = "-o" if mode.startswith("train") else "--s"
-            line, = ax.plot(ok["voxels"], ok["peak_mb"] / 1024, style, label=label)
-            est = group.dropna(subset=["estimate_mb"])
-            ax.plot(est["voxels"], est["estimate_mb"] / 1024, ":", color=line.get_color(), linewidth=1)
-            failed = group[group["status"] != "ok"]
+        for (mode, overlap), group in table[table["net"] == net].groupby(["mode", "overlap"], dropna=False, sort=False):
+            group = group.sort_values("voxels")
+            ok, failed = group[group["status"] == "ok"], group[group["status"] != "ok"]
+            line, = ax.plot(ok["voxels"], ok["peak_mb"] / 1024, "-o",
+                            label=mode + (f", overlap {overlap:g}" if mode == "sample windowed" else ""))
+            ax.plot(group["voxels"], group["estimate_mb"] / 1024, ":", color=line.get_color(), linewidth=1)
             ax.plot(failed["voxels"], failed["estimate_mb"] / 1024, "x", color=line.get_color(), markersize=9)
         for gb in GB_LINES:
             ax.axhline(gb, color="gray", linewidth=0.8, linestyle="-.")
-            ax.text(ax.get_xlim()[0] if False else rows["voxels"].min(), gb * 1.05, f"{gb} GB", fontsize=8, color="gray")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("volume voxels (patch-wise training: of the patch's volume, the patch is fixed)")
-        ax.set_ylabel("peak memory (GiB)")
-        ax.set_title(f"{net} net: measured (solid / dashed), analytic (dotted), x = did not fit (estimate)",
-                     fontsize=9)
+        ax.set(xscale="log", yscale="log", xlabel="voxels (patch-wise training: of the patch)",
+               ylabel="peak memory (GiB)", title=f"{net} net (dash-dot: {', '.join(map(str, GB_LINES))} GB)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
-
-
-def reestimate(args) -> int:
-    """New analytic columns for a measured table (the baselines stay those of its _analytic.csv)."""
-    import pandas as pd
-
-    from lungsynth.io import write_csv
-
-    table = in_order(pd.read_csv(args.csv, dtype={"patch_or_window": str}))
-    old = pd.read_csv(args.csv.with_name(args.csv.stem + "_analytic.csv")).set_index("net")
-    coefficients = {net: analytic(net) for net in dict.fromkeys(table["net"])}
-    for i, row in table.iterrows():
-        size = [int(v) for v in row["size"].split("x")]
-        patch = [int(v) for v in row["patch_or_window"].split("x")] if isinstance(row["patch_or_window"], str) else None
-        case = {"mode": row["mode"], "size": size, "patch": patch}
-        kind = "train" if row["mode"].startswith("train") else "sample"
-        table.loc[i, "estimate_mb"] = estimate_mb(case, coefficients[row["net"]], old.loc[row["net"], f"baseline_{kind}_mb"])
-    write_csv(args.csv, table, float_format="%.4g")
-    frame = pd.DataFrame([{"net": n, **c} for n, c in coefficients.items()]).set_index("net")
-    frame["baseline_train_mb"], frame["baseline_sample_mb"] = old["baseline_train_mb"], old["baseline_sample_mb"]
-    write_csv(args.csv.with_name(args.csv.stem + "_analytic.csv"), frame.reset_index(), float_format="%.5g")
-    plot(table, args.png or args.csv.with_suffix(".png"))
-    print(table[["net", "mode", "size", "patch_or_window", "overlap", "peak_mb", "estimate_mb", "status"]].to_string(index=False))
-    return 0
 
 
 def main(argv=None) -> int:
@@ -370,26 +315,19 @@ def main(argv=None) -> int:
     p.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["paper", "benchmark"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--mem-limit-gb", type=float, default=20.0, help="address-space limit of each case")
+    p.add_argument("--mem-limit-gb", type=float, default=20.0, help="address-space limit of each CPU case")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "memory.csv")
     p.add_argument("--png", type=Path, default=None, help="the plot (default: beside the CSV)")
-    p.add_argument("--only", nargs="+", default=None, metavar="MODE",
-                   help="measure only these modes (e.g. 'sample windowed')")
     p.add_argument("--fresh", action="store_true", help="measure every case again (default: resume the CSV)")
-    p.add_argument("--estimate-only", action="store_true",
-                   help="recompute the analytic estimates (and the plot) of an existing --csv, measure nothing")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         run_child(json.loads(args.child))
         return 0
-    if args.estimate_only:
-        return reestimate(args)
     if args.quick:
         args.nets = ["benchmark"]
 
-    import numpy as np
     import pandas as pd
 
     from lungsynth.io import write_csv
@@ -398,7 +336,7 @@ def main(argv=None) -> int:
     base = {(net, kind): baseline_mb(args, net, mode) for net in args.nets
             for kind, mode in (("train", "train whole volume"), ("sample", "sample whole"))}
     coefficients = {net: analytic(net) for net in args.nets}
-    todo = [c for c in cases(args) if args.only is None or c["mode"] in args.only]
+    todo = cases(args)
     done = pd.read_csv(args.csv, dtype={"patch_or_window": str}) if args.csv.exists() and not args.fresh else None
     rows = [] if done is None else done.to_dict("records")
     measured = {_case_key(r) for r in rows}
@@ -418,13 +356,12 @@ def main(argv=None) -> int:
                      "device": args.device, "threads": args.threads})
         print(f"    {rows[-1]['status']}: peak {rows[-1]['peak_mb']} MB (estimate {rows[-1]['estimate_mb']:.0f}), "
               f"{rows[-1]['seconds']} s", file=sys.stderr, flush=True)
-        write_csv(args.csv, in_order(pd.DataFrame(rows).reindex(columns=COLUMNS)), float_format="%.4g")
-    table = in_order(pd.DataFrame(rows).reindex(columns=COLUMNS))
+        write_csv(args.csv, in_order(rows, todo), float_format="%.4g")
+    table = in_order(rows, todo)
     plot(table, args.png or args.csv.with_suffix(".png"))
-    coefficient_table = pd.DataFrame([{"net": n, **c} for n, c in coefficients.items()])
+    coefficient_table = pd.DataFrame([{"net": n, **c, "baseline_train_mb": base[n, "train"],
+                                       "baseline_sample_mb": base[n, "sample"]} for n, c in coefficients.items()])
     print(table.drop(columns=["cpu", "device"]).to_string(index=False))
-    coefficient_table["baseline_train_mb"] = [base[n, "train"] for n in coefficients]
-    coefficient_table["baseline_sample_mb"] = [base[n, "sample"] for n in coefficients]
     write_csv(args.csv.with_name(args.csv.stem + "_analytic.csv"), coefficient_table, float_format="%.5g")
     print(f"\nanalytic coefficients:\n{coefficient_table.to_string(index=False)}")
     print(f"{cpu_description()}; written to {args.csv}")

@@ -2,12 +2,10 @@
 
     .venv/bin/python bench/stage_times.py runs/benchmark      # or . for the demo
 
-Every heavy rule writes ``benchmarks/<stage>/.../<job>.tsv`` (Snakemake's ``benchmark:``
-directive: seconds, max RSS, ...). This groups them by stage (the path below ``benchmarks/``
-without the job's own name and wildcards) and prints one row per stage: jobs, summed and
-largest seconds, largest max RSS. Summed seconds are job-seconds: jobs ran side by side.
-``--csv`` also writes the table with when each stage's jobs ended (UTC, from the files' times)
-and this machine's CPU model and flags: run it where the workflow ran.
+Every heavy rule writes ``benchmarks/<stage>/.../<job>.tsv`` (Snakemake's ``benchmark:``); this
+pools them per stage (runs and cases together) into jobs, job-seconds, fastest / median / slowest
+job and largest max RSS. ``--csv`` adds when each stage's jobs ended (UTC) and this machine's CPU
+model and flags: run it where the workflow ran.
 """
 
 from __future__ import annotations

@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .arms import LABELS, REFERENCE as REFERENCE_ARM, arm as find_arm
+from .arms import LABELS, REFERENCE, arm as find_arm
 from .errors import InputError
 
 LONG_COLUMNS = ["arm", "run", "subset", "case", "dice"]
-REFERENCE = REFERENCE_ARM.label
-TARGETED_ARM = find_arm("RealSynthetic").label
+#: the arms as the Dice records name them: the reference arm (:data:`lungsynth.arms.REFERENCE`) and
+#: the arm trained on the targeted volumes
+REFERENCE_LABEL = REFERENCE.label
+TARGETED_LABEL = find_arm("RealSynthetic").label
 SUBGROUPS = ("worst validation", "other validation", "test")
 
 
@@ -106,7 +108,7 @@ def run_means(long: pd.DataFrame, subset: str = "test") -> pd.DataFrame:
             .reset_index())
 
 
-def table1(long: pd.DataFrame, arms: Sequence[str] | None = None, reference: str = REFERENCE,
+def table1(long: pd.DataFrame, arms: Sequence[str] | None = None, reference: str = REFERENCE_LABEL,
            subset: str = "test") -> pd.DataFrame:
     """The paper's Table 1: ``arm, runs, mean_test_dice, sd_test_dice, p_value`` (p NaN for Real).
 
@@ -144,7 +146,7 @@ def case_means(long: pd.DataFrame, subset: str) -> pd.DataFrame:
     return rows.pivot_table(index="case", columns="arm", values="dice", aggfunc="mean").sort_index()
 
 
-def paired_case_tests(long: pd.DataFrame, subset: str = "test", reference: str = REFERENCE) -> pd.DataFrame:
+def paired_case_tests(long: pd.DataFrame, subset: str = "test", reference: str = REFERENCE_LABEL) -> pd.DataFrame:
     """Each arm against ``reference`` on the same cases (Dice averaged over runs).
 
     Columns: ``arm, reference, subset, cases, mean_difference, median_difference, improved,
@@ -186,7 +188,7 @@ def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, resamples: i
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def bootstrap_table(long: pd.DataFrame, subset: str = "test", reference: str = REFERENCE,
+def bootstrap_table(long: pd.DataFrame, subset: str = "test", reference: str = REFERENCE_LABEL,
                     confidence: float = 0.95, resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
     """Bootstrap intervals over cases: each arm's mean Dice, and each arm's paired difference to ``reference``.
 
@@ -234,7 +236,7 @@ def minimum_detectable_difference(sd: float, n: int, alpha: float = 0.05, power:
     return float(effect) * float(sd)
 
 
-def power_table(long: pd.DataFrame, reference: str = REFERENCE, alpha: float = 0.05,
+def power_table(long: pd.DataFrame, reference: str = REFERENCE_LABEL, alpha: float = 0.05,
                 power: float = 0.8) -> pd.DataFrame:
     """What Table 1 and the per-case analysis can see: for each arm against ``reference``, the
     observed difference and the minimum detectable difference (``alpha``, ``power``) of Welch's test
@@ -266,7 +268,7 @@ def power_table(long: pd.DataFrame, reference: str = REFERENCE, alpha: float = 0
 # ----------------------------------------------------------------------------- targeted data
 
 
-def worst_validation_cases(long: pd.DataFrame, arm: str = REFERENCE, subset: str = "validation") -> pd.DataFrame:
+def worst_validation_cases(long: pd.DataFrame, arm: str = REFERENCE_LABEL, subset: str = "validation") -> pd.DataFrame:
     """Validation cases whose Dice, averaged over ``arm``'s runs, lies below the mean of those averages.
 
     The paper's rule (it found 59 of 142). Columns ``case, mean_dice, runs, threshold``,
@@ -282,8 +284,8 @@ def worst_validation_cases(long: pd.DataFrame, arm: str = REFERENCE, subset: str
     return worst.sort_values(["mean_dice", "case"]).reset_index(drop=True)
 
 
-def dice_change(long: pd.DataFrame, worst_cases: Iterable[str], arm: str = TARGETED_ARM,
-                reference: str = REFERENCE) -> pd.DataFrame:
+def dice_change(long: pd.DataFrame, worst_cases: Iterable[str], arm: str = TARGETED_LABEL,
+                reference: str = REFERENCE_LABEL) -> pd.DataFrame:
     """Per-case Dice change ``arm - reference`` (each averaged over runs) in the paper's three subgroups.
 
     Columns ``case, subgroup, reference_dice, arm_dice, change``; subgroup is one of
@@ -319,7 +321,7 @@ def write_table1(path, table: pd.DataFrame) -> None:
     write_csv(path, table, float_format="%.6g", na_rep="")
 
 
-def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE) -> dict:
+def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE_LABEL) -> dict:
     """The statistics beside Table 1, one CSV each, in ``folder``; returns ``name -> path``.
 
     ``per_case_dice.csv`` (the long table), ``run_means.csv`` (test and validation),
@@ -350,7 +352,7 @@ def write_stats(folder, long: pd.DataFrame, reference: str = REFERENCE) -> dict:
     return written
 
 
-def write_bootstrap(path, long: pd.DataFrame, resamples: int, seed: int, reference: str = REFERENCE) -> None:
+def write_bootstrap(path, long: pd.DataFrame, resamples: int, seed: int, reference: str = REFERENCE_LABEL) -> None:
     """``bootstrap.csv``: 95 % intervals over cases (:func:`bootstrap_table`) for every subset."""
     from .io import write_csv
 

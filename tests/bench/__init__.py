@@ -17,7 +17,12 @@ nnunet:
 
 
 def load_bench(name: str):
-    """``bench/<name>.py`` as a module (the bench folder is scripts, not a package)."""
+    """``bench/<name>.py`` as a module (the bench folder is scripts, not a package; they import
+    their sibling ``benchlib`` as ``python bench/<name>.py`` would)."""
+    import sys
+
+    if str(REPO / "bench") not in sys.path:
+        sys.path.insert(0, str(REPO / "bench"))
     spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -100,23 +100,12 @@ def test_unknown_key_in_set_is_refused(run_folder, tmp_path):
                         "ddpm.training.lr_shedule=cosine", "--out", str(tmp_path)])
 
 
-def test_synthetic_sets_are_scored_per_judge(run_folder, tmp_path):
-    import shutil
-
-    run, overlay = run_folder
-    data = run / "results" / "data"
-    general = tmp_path / "run" / "results" / "synthetic" / "general"
-    (general / "masks").mkdir(parents=True)
-    shutil.copytree(data, tmp_path / "run" / "results" / "data")
-    for case in ("toy000", "toy001"):   # stand-ins for generated volumes: real crops with their masks
-        shutil.copy(data / "images" / f"{case}.nii.gz", general / f"{case}.nii.gz")
-        shutil.copy(data / "masks" / f"{case}.nii.gz", general / "masks" / f"{case}.nii.gz")
-    csv, out = tmp_path / "fidelity.csv", tmp_path / "out"
-    common = ["--run", str(tmp_path / "run"), "--config", str(overlay), "--sets", "general", "--out", str(out),
-              "--csv", str(csv)]
-    fidelity = load_bench("synthetic_fidelity")
-    assert fidelity.main(common) == 0
-    assert fidelity.main([*common, "--judge", "j4", "--judge-set", "nnunet.train.iterations_per_epoch=4"]) == 0
-    table = pd.read_csv(csv)
-    assert list(table["judge"]) == ["frozen-model", "j4"] and (table["volumes"] == 2).all()
-    assert ((table["fidelity_dice"] >= 0) & (table["fidelity_dice"] <= 1)).all()
+def test_quick_trains_a_tiny_net_and_judge_on_any_run_folder(run_folder, tmp_path):
+    run, _ = run_folder                       # no overlay: --quick alone makes it tiny
+    csv, out = tmp_path / "quick.csv", tmp_path / "out"
+    assert harness().main(["--run", str(run), "--name", "check", "--quick", "--out", str(out), "--csv", str(csv)]) == 0
+    row = pd.read_csv(csv).iloc[0]
+    assert row["variant"] == "check" and row["volumes"] == 1 and row["budget_s"] == 5
+    assert "ddpm.network.channels=[8,16,16]" in row["settings"] and 0 <= row["fidelity_dice"] <= 1
+    judge = json.loads((out / "frozen-model" / "model" / "run.json").read_text())
+    assert judge["train"]["iterations_per_epoch"] == 2

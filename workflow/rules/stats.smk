@@ -19,7 +19,7 @@ rule utility_stats:
     conda:
         "../../envs/lungsynth.yaml"
     script:
-        "../scripts/utility_stats.py"
+        "../scripts/experiment_stats.py"
 
 
 rule bootstrap_intervals:

@@ -1,4 +1,4 @@
-from lungsynth.pipeline import utility
+from lungsynth.pipeline import experiment
 from lungsynth.scripting import run
 
-run(snakemake, lambda: utility.bootstrap(snakemake.input[0], snakemake.output[0], snakemake.params.settings))
+run(snakemake, lambda: experiment.bootstrap(snakemake.input[0], snakemake.output[0], snakemake.params.settings))

@@ -1,4 +1,4 @@
-from lungsynth.pipeline import utility
+from lungsynth.pipeline import experiment
 from lungsynth.scripting import run
 
-run(snakemake, lambda: utility.figure3(snakemake.input.per_case, snakemake.input.worst, snakemake.output[0]))
+run(snakemake, lambda: experiment.figure3(snakemake.input.per_case, snakemake.input.worst, snakemake.output[0]))

@@ -1,7 +1,7 @@
-from lungsynth.pipeline import utility
+from lungsynth.pipeline import experiment
 from lungsynth.scripting import run
 
 i = snakemake.input
-run(snakemake, lambda: utility.prediction_examples(
+run(snakemake, lambda: experiment.prediction_examples(
     i.per_case, i.worst, i.images, i.masks, {"Real": i.real, "RealSynthetic": i.real_synthetic},
     snakemake.output[0], snakemake.params.n_cases))

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..figures_data import WINDOW_HU as LUNG_WINDOW_HU, nodule_slice  # noqa: E402
+from ..figures_data import WINDOW_HU, nodule_slice  # noqa: E402
 
 
 def loss_curve_figure(losses: pd.DataFrame, title: str = "DDPM training loss"):
@@ -38,7 +38,7 @@ def loss_curve_figure(losses: pd.DataFrame, title: str = "DDPM training loss"):
     return fig
 
 
-def figure2(cases: Sequence[dict], window: tuple[float, float] = LUNG_WINDOW_HU,
+def figure2(cases: Sequence[dict], window: tuple[float, float] = WINDOW_HU,
             title: str = "Generated images for their conditioning masks"):
     """A montage like the paper's Figure 2: one column per case, at the axial slice with the most
     nodule: the conditioning mask, the generated slice with the mask outlined, and (when given)
@@ -80,7 +80,7 @@ def figure2(cases: Sequence[dict], window: tuple[float, float] = LUNG_WINDOW_HU,
     return fig
 
 
-def samples_grid(rows: dict, window: tuple[float, float] = LUNG_WINDOW_HU, title: str = ""):
+def samples_grid(rows: dict, window: tuple[float, float] = WINDOW_HU, title: str = ""):
     """One row per setting (e.g. sampler), one column per case, at each case's largest nodule slice,
     mask outlined: ``rows`` maps a label to ``[(case, hu (D, H, W), mask (D, H, W)), ...]``, the
     same cases in the same order in every row (put the real crops last as the reference)."""

@@ -123,8 +123,7 @@ def quality_table(rows: Iterable[dict]) -> pd.DataFrame:
 def dense_components(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float], threshold_hu: float = -400.0,
                      lung: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(voxel count of each 26-connected component, lung)`` of the voxels above ``threshold_hu``
-    in the lung and outside the conditioning mask: what :func:`nodule_like_blobs` and
-    :func:`dense_structure` count.
+    in the lung and outside the conditioning mask: what :func:`nodule_like_blobs` counts.
 
     The lung is the data layer's lung mask (holes filled, so dense spots inside it count; pass
     ``lung`` to reuse one already computed for ``hu``); the mask is widened by one voxel so that
@@ -150,37 +149,3 @@ def nodule_like_blobs(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float]
     """
     sizes, _ = dense_components(hu, mask, spacing, threshold_hu, lung)
     return int(np.count_nonzero((sizes >= min_voxels) & (sizes <= max_voxels)))
-
-
-def dense_structure(hu: np.ndarray, mask: np.ndarray, spacing: Sequence[float], threshold_hu: float = -400.0,
-                    big_voxels: int = 30, lung: np.ndarray | None = None) -> dict:
-    """How the dense voxels of the lung (:func:`dense_components`) hang together: their share of the
-    lung, the number of components, how many exceed ``big_voxels`` voxels, and the share of dense
-    voxels in those big components.
-
-    A real lung's vessels are trees: few components, most dense voxels in a handful of big ones.
-    A generator that draws vessel-like texture without the trees' coherence breaks them into many
-    small pieces, which :func:`nodule_like_blobs` counts as nodules and a segmentation model marks.
-    """
-    sizes, lung = dense_components(hu, mask, spacing, threshold_hu, lung)
-    big = sizes > big_voxels
-    return {"dense_share": float(sizes.sum() / lung.sum()) if lung.any() else float("nan"),
-            "dense_components": len(sizes), "big_components": int(big.sum()),
-            "big_component_share": float(sizes[big].sum() / sizes.sum()) if len(sizes) else float("nan")}
-
-
-def residual_amplitude(hu: np.ndarray, reference: np.ndarray, sigma_voxels: float = 3.0) -> dict:
-    """How far a volume departs from a reference volume (the mean training crop), in HU.
-
-    The standard deviation of ``hu - reference``, split into a coarse part (Gaussian low-pass of
-    ``sigma_voxels``: where lung, body and air lie) and the fine rest (texture, vessels). A
-    generator that regresses to the mean training crop draws both far smaller than the real crops
-    do, and its lung HU distribution is then the mean crop's, brighter than any real lung.
-    """
-    hu = np.asarray(hu, np.float32)
-    reference = np.asarray(reference, np.float32)
-    if hu.shape != reference.shape:
-        raise ValueError(f"volume {hu.shape} and reference {reference.shape} differ")
-    residual = hu - reference
-    coarse = ndimage.gaussian_filter(residual, sigma_voxels)
-    return {"coarse_sd_hu": float(coarse.std()), "fine_sd_hu": float((residual - coarse).std())}

@@ -62,7 +62,7 @@ class IntensitySettings(Section):
     """HU window mapped linearly to [-1, 1]; values outside are clipped. With ``mean_image`` the
     diffusion models the difference to the voxel-wise mean of the training crops (in [-2, 2]),
     which sampling adds back: the layout of an average chest no longer has to be learnt from the
-    coordinate channels, which GroupNorm makes slow to learn (see docs/benchmark.md)."""
+    coordinate channels, which GroupNorm makes slow to learn (docs/findings.md, row 5)."""
 
     PATH = "ddpm.intensity"
 

@@ -2,7 +2,7 @@
 
 Arteries start at the ends of the pulmonary arteries, veins at the pulmonary veins and
 airways at the main bronchi (all from :mod:`lungsynth.phantom.anatomy`), and each grows
-through its own lung (:func:`lungsynth.phantom.trees.grow_tree`). Their occupancy is
+through its own lung (:func:`lungsynth.phantom.tree_growth.grow_tree`). Their occupancy is
 rasterised once on a coarse grid; each slice then averages the grid over its thickness,
 which is the partial-volume effect of a thick CT slice.
 """
@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from .anatomy import Chest
 from .shapes import TubeGrid, rasterize_tubes
-from .trees import Segments, grow_tree, sample_inside
+from .tree_growth import Segments, grow_tree, sample_inside
 
 VESSEL_POINTS_PER_ML = 0.9  # territory samples per ml of lung and tree: sets the number of twigs
 

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 SAMPLER_NAME = re.compile(r"^(?:ddpm|ddim(?P<steps>[1-9][0-9]*))$")
 COMPARED = ["mean_hu_nodule", "contrast_hu", "mean_hu_lung", "wasserstein_lung_hu", "fidelity_dice"]
-REFERENCE = "ddpm"
+REFERENCE_SAMPLER = "ddpm"
 
 
 def sampler_settings(name: str, sampling: dict) -> dict:
@@ -79,9 +79,9 @@ def summary_rows(per_volume: pd.DataFrame) -> pd.DataFrame:
     ((mean - DDPM mean) / |DDPM mean|; empty without a DDPM row)."""
     means = per_volume.groupby("sampler", sort=False)[COMPARED].mean()
     rows = [{"sampler": name, "case": "mean", **means.loc[name].to_dict()} for name in means.index]
-    if REFERENCE in means.index:
-        reference = means.loc[REFERENCE]
+    if REFERENCE_SAMPLER in means.index:
+        reference = means.loc[REFERENCE_SAMPLER]
         for name in means.index:
             relative = (means.loc[name] - reference) / reference.abs()
-            rows.append({"sampler": name, "case": f"relative_to_{REFERENCE}", **relative.to_dict()})
+            rows.append({"sampler": name, "case": f"relative_to_{REFERENCE_SAMPLER}", **relative.to_dict()})
     return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
-"""Space-filling branching trees (pulmonary arteries, veins, airways) grown inside the lungs.
+"""Growing a space-filling branching tree (an artery, vein or airway) through a lung shape; the
+lungs' own trees are built from it in :mod:`lungsynth.phantom.lung_trees`.
 
 Each tree starts at its hilum and recursively splits the set of lung points it supplies:
 a branch runs part of the way towards the centroid of its territory, then the territory is

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lungsynth.phantom.trees import grow_tree, sample_inside
+from lungsynth.phantom.tree_growth import grow_tree, sample_inside
 
 
 def _ball_points(n, rng):

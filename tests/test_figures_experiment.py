@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 
 from lungsynth.figures_data import nodule_slice
-from lungsynth.figures_utility import dice_change_figure, pick_example_cases, prediction_examples_figure
+from lungsynth.figures_experiment import dice_change_figure, pick_example_cases, prediction_examples_figure
 from lungsynth.io import save_figure
 
 
@@ -59,7 +59,7 @@ def test_prediction_examples_figure_has_truth_and_one_panel_per_model(tmp_path):
 
 
 def test_load_examples_reads_every_model(tmp_path):
-    from lungsynth.figures_utility import load_examples
+    from lungsynth.figures_experiment import load_examples
     from lungsynth.io import Geometry, write_nifti
 
     g = Geometry((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))

@@ -15,15 +15,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .stats import REFERENCE, SUBGROUPS, TARGETED_ARM  # noqa: E402
+from .stats import REFERENCE_LABEL, SUBGROUPS, TARGETED_LABEL  # noqa: E402
 
-from .figures_data import WINDOW_HU as LUNG_WINDOW, nodule_slice  # noqa: E402
+from .figures_data import WINDOW_HU, nodule_slice  # noqa: E402
 COLORS = {"improved": "#2a9d8f", "worse": "#e76f51", "unchanged": "#9e9e9e"}
 MODEL_COLORS = ("#e9c46a", "#f4a261", "#8ecae6", "#c77dff")
 TOLERANCE = 1e-9  # |change| below this is "unchanged"
 
 
-def dice_change_figure(change: pd.DataFrame, arm: str = TARGETED_ARM, reference: str = REFERENCE,
+def dice_change_figure(change: pd.DataFrame, arm: str = TARGETED_LABEL, reference: str = REFERENCE_LABEL,
                        run_means: pd.DataFrame | None = None):
     """The paper's Figure 3: per-case Dice change ``reference -> arm`` in the three subgroups.
 
@@ -54,11 +54,11 @@ def dice_change_figure(change: pd.DataFrame, arm: str = TARGETED_ARM, reference:
     axes[0][0].set_ylabel(f"Dice({arm}) - Dice({reference})")
     if run_means is not None:
         ax = axes[0][-1]
-        arms = [a for a in (REFERENCE, "Synthetic", arm) if a in set(run_means["arm"])]
+        arms = [a for a in (REFERENCE_LABEL, "Synthetic", arm) if a in set(run_means["arm"])]
         for i, name in enumerate(arms):
             values = run_means.loc[run_means["arm"] == name, "mean_dice"].to_numpy(float)
             ax.scatter(np.full(len(values), i) + np.linspace(-0.12, 0.12, len(values)), values, s=22,
-                       color="tab:blue" if name == REFERENCE else "tab:orange")
+                       color="tab:blue" if name == REFERENCE_LABEL else "tab:orange")
             if len(values):
                 ax.hlines(values.mean(), i - 0.25, i + 0.25, color="black", linewidth=1)
         ax.set_xticks(range(len(arms)), arms, fontsize=8)
@@ -133,7 +133,7 @@ def load_examples(cases: Sequence[str], images: Mapping[str, object], truths: Ma
 
 
 def _show(ax, image2d, truth2d, mask2d, color) -> None:
-    ax.imshow(image2d, cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], interpolation="nearest")
+    ax.imshow(image2d, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], interpolation="nearest")
     if mask2d is not None and mask2d.any():
         overlay = np.zeros((*mask2d.shape, 4))
         overlay[mask2d] = matplotlib.colors.to_rgba(color, 0.55)

@@ -38,7 +38,7 @@ def bootstrap(per_case_csv, out_csv, settings: dict) -> None:
 
 def figure3(per_case_csv, worst_csv, out_png) -> None:
     """results/figures/figure3.png: Dice change Real -> Real+Synthetic per case, in three subgroups."""
-    from ..figures_utility import dice_change_figure
+    from ..figures_experiment import dice_change_figure
     from ..stats import dice_change
 
     from ..stats import run_means
@@ -53,7 +53,7 @@ def prediction_examples(per_case_csv, worst_csv, images, masks, predictions: dic
 
     ``predictions``: arm token -> the run-1 ``predictions`` folder (its ``test/<case>.nii.gz``).
     """
-    from ..figures_utility import load_examples, pick_example_cases, prediction_examples_figure
+    from ..figures_experiment import load_examples, pick_example_cases, prediction_examples_figure
     from ..stats import dice_change
 
     long = pd.read_csv(per_case_csv, dtype={"case": str})
