@@ -137,7 +137,8 @@ def run_on_slurm(workdir, *args, snakefile=REPO / "Snakefile", budget: int = 600
 # ---------------------------------------------------------------- what SLURM recorded
 
 
-SACCT_FIELDS = ("JobIDRaw", "State", "ExitCode", "Account", "Partition", "AllocCPUS", "ReqMem", "Elapsed", "Comment")
+SACCT_FIELDS = ("JobIDRaw", "State", "ExitCode", "Account", "Partition", "AllocCPUS", "ReqMem", "Timelimit", "Elapsed",
+                "Comment")
 
 
 def sacct(job_ids, fields=SACCT_FIELDS) -> list[dict]:

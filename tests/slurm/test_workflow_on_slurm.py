@@ -141,6 +141,7 @@ def test_every_job_snakemake_ran_was_a_completed_slurm_job(dag_on_slurm):
             wanted = run.resources[jobid]
             assert row["ReqMem"] == f"{wanted['mem_mb']}M", f"{row} vs {wanted}\n{report}"
             assert row["AllocCPUS"] == wanted["cpus_per_task"], f"{row} vs {wanted}\n{report}"
+            assert minutes(row["Timelimit"]) == int(wanted["runtime"]), f"{row} vs {wanted}\n{report}"
             # the plugin's SLURM log of the job holds the job's own Snakemake output
             assert sub.log.is_file() and re.search(rf"^(rule|checkpoint) {rule}:$", sub.log.read_text(),
                                                    re.MULTILINE), f"{sub}\n{report}"
@@ -166,3 +167,53 @@ def test_the_volumes_built_on_slurm_are_valid_nifti_of_the_configured_size(dag_o
         assert set(np.unique(mask)) <= {0, 1}, mask_path
         assert image_geometry.matches(mask_geometry), image_path.name
         assert -2000 <= image.min() and image.max() <= 4000, f"{image_path}: not HU"
+
+
+def minutes(timelimit: str) -> int:
+    """sacct's Timelimit ([D-]HH:MM:SS) in minutes."""
+    days, _, clock = timelimit.rpartition("-")
+    h, m, _ = (int(x) for x in clock.split(":"))
+    return int(days or 0) * 1440 + h * 60 + m
+
+
+def test_a_cpu_rule_is_submitted_with_what_lungsynth_resources_computes(dag_on_slurm):
+    """preprocess_case as SLURM recorded it: the cores, memory and time limit of the estimate."""
+    from lungsynth.config import load_config
+    from lungsynth.resources import Counts, rule_request
+
+    config = load_config(*CONFIGFILES)
+    split = json.loads((dag_on_slurm.workdir / "results/data/splits.json").read_text())
+    expected = rule_request("preprocess_case", config, Counts.from_split(split, None, config))
+    subs = [s for r in dag_on_slurm.runs for s in r.submissions if s.rule == "preprocess_case"]
+    assert subs, dag_on_slurm.report
+    rows = {row["JobIDRaw"]: row for row in sacct([s.slurm_id for s in subs])}
+    for sub in subs:
+        row = rows[sub.slurm_id]
+        assert (int(row["AllocCPUS"]), row["ReqMem"], minutes(row["Timelimit"])) == \
+            (expected.threads, f"{expected.mem_mb}M", expected.runtime_min), f"{row} vs {expected}"
+
+
+def test_a_gpu_rule_is_submitted_with_one_gpu_and_its_computed_cores_memory_and_time(dag_on_slurm, tmp_path):
+    """train_ddpm with execution.device: cuda, as the plugin hands it to sbatch (the test node has
+    no GPU, so SLURM refuses it or leaves it pending; the call is what is checked)."""
+    from lungsynth.config import load_config
+    from lungsynth.resources import Counts, rule_request
+
+    workdir = tmp_path / "gpu"
+    shutil.copytree(dag_on_slurm.workdir / "results", workdir / "results", symlinks=True)
+    overlay = tmp_path / "cuda.yaml"
+    overlay.write_text("execution:\n  device: cuda\n")
+    # --cores and --resources above the job's ask: the test profile caps both for the CPU-sized runs
+    run = run_on_slurm(workdir, "--verbose", "--cores", "16", "--resources", "mem_mb=100000", "--forcerun",
+                       "train_ddpm", "results/ddpm/model.pt", "--configfile", *map(str, CONFIGFILES), str(overlay),
+                       budget=90)
+    calls = re.findall(r"sbatch call: (sbatch .*)", run.output)
+    assert calls, run.output[-5000:]
+    config = load_config(*CONFIGFILES, overlay)
+    split = json.loads((workdir / "results/data/splits.json").read_text())
+    expected = rule_request("train_ddpm", config, Counts.from_split(split, None, config))
+    call = calls[0]
+    assert re.search(r"--gpus[= ]1\b", call), call
+    assert re.search(rf"--cpus-per-task[= ]{expected.threads}\b", call), call
+    assert re.search(rf"--mem[= ]{expected.mem_mb}\b", call), call
+    assert re.search(rf"(-t|--time)[= ]{expected.runtime_min}\b", call), call

@@ -127,11 +127,11 @@ RERUN_SCOPE = [
     ("stats:\n  bootstrap_resamples: 300\n", {"bootstrap_intervals": 1}),
     ("quality:\n  shell_mm: 4.0\n", {"synthetic_quality": 2}),
     ("nnunet:\n  runs: 3\n", {"nnunet_train": 3, "nnunet_predict": 3, **ARMS_RETRAINED}),
-    ("targeted:\n  per_mask: 2\n", {"sample": 1, "synthetic_quality": 1, "figure2": 1, "synthetic_fidelity": 1,
+    ("targeted:\n  per_mask: 2\n", {"sample": 1, "synthetic_volume": 1, "synthetic_quality": 1, "figure2": 1, "synthetic_fidelity": 1,
                                      "nnunet_raw_dataset": 1, "nnunet_plan": 1, "nnunet_train": 2,
                                      "nnunet_predict": 2, **ARMS_RETRAINED}),
     ("ddpm:\n  network:\n    channels: [8, 16, 24]\n",                 # the model: everything synthetic
-     {"train_ddpm": 1, "sample": 6, "synthetic_quality": 2, "figure2": 2, "synthetic_fidelity": 2,
+     {"train_ddpm": 1, "sample": 6, "synthetic_volume": 6, "synthetic_quality": 2, "figure2": 2, "synthetic_fidelity": 2,
       "nnunet_raw_dataset": 2, "nnunet_plan": 2, "nnunet_train": 4, "nnunet_predict": 4, **ARMS_RETRAINED}),
 ]
 
