@@ -110,7 +110,7 @@ def sphere_volume_kept(diameter_mm: float, target_spacing_zyx, rng: np.random.Ge
                        source_spacing_zyx=(1.0, 0.7, 0.7), threshold: float | None = None) -> tuple[float, float]:
     """What :func:`resample_mask` keeps of a sphere at a random sub-voxel position in a fine source
     volume: ``(source mm^3, output mm^3)``. ``threshold``: the former rule (partial volume >= it)
-    instead, for comparison (tests/preprocess/test_grid.py, bench/mask_volume.py)."""
+    instead, for comparison (tests/preprocess/test_grid.py; docs/findings.md row 24)."""
     side_mm = diameter_mm + 8 * max(target_spacing_zyx)
     shape = tuple(int(np.ceil(side_mm / s)) for s in source_spacing_zyx)
     centre = (np.asarray(shape) - 1) / 2 + rng.uniform(-0.5, 0.5, 3)
