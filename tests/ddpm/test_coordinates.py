@@ -55,3 +55,35 @@ def test_whole_condition_is_mask_then_grid():
     assert condition.shape == (1, 4, 4, 8, 8)
     assert condition[0, 0].sum() == 1 and condition[0, 0, 1, 2, 3] == 1
     assert torch.equal(condition[0, 1:], coordinate_grid((4, 8, 8)))
+
+
+def _coverage(draw):
+    from lungsynth.ddpm.coordinates import PatchSampler
+
+    images = torch.zeros((1, 24, 32, 32), dtype=torch.int16)
+    sampler = PatchSampler(images, torch.zeros_like(images, dtype=torch.uint8), (8, 16, 16), draw=draw)
+    return sampler.coverage(30000, torch.Generator().manual_seed(0))
+
+
+def test_padded_patch_draw_covers_the_crop_uniformly_within_ten_percent():
+    coverage = _coverage("padded")
+    assert coverage.min() > 0.9 and coverage.max() < 1.1
+
+
+def test_corner_draw_underserves_the_border():
+    coverage = _coverage("corner")
+    assert coverage[0, 0, 0] < 0.1 * coverage[12, 16, 16]
+
+
+def test_a_patch_reaching_out_of_the_crop_holds_air_and_continues_the_coordinates():
+    from lungsynth.ddpm.coordinates import coordinate_grid, crop, patch_coordinates
+
+    volume = torch.arange(4 * 5 * 6, dtype=torch.float32).reshape(4, 5, 6)
+    out = crop(volume, (-2, 1, 3), (4, 3, 4), fill=-1.0)
+    assert out.shape == (4, 3, 4)
+    assert (out[:2] == -1).all() and (out[:, :, 3] == -1).all()
+    assert torch.equal(out[2:, :, :3], volume[:2, 1:4, 3:6])
+    grid = coordinate_grid((4, 5, 6))
+    coords = patch_coordinates((4, 5, 6), (-2, 1, 3), (4, 3, 4))
+    assert torch.allclose(coords[:, 2:, :, :3], grid[:, :2, 1:4, 3:6])
+    assert coords[0, 0, 0, 0] < -1 and coords[2, 0, 0, 3] > 1

@@ -31,10 +31,30 @@ def check_patch_fits(volume_shape: Sequence[int], patch_size: Sequence[int], whe
                                 f"{tuple(volume_shape)} (z, y, x)")
 
 
-def crop(volume: torch.Tensor, corner: Sequence[int], size: Sequence[int]) -> torch.Tensor:
-    """The ``size`` block of ``volume (..., D, H, W)`` starting at voxel ``corner`` (z, y, x)."""
-    (z, y, x), (d, h, w) = corner, size
-    return volume[..., z:z + d, y:y + h, x:x + w]
+def crop(volume: torch.Tensor, corner: Sequence[int], size: Sequence[int], fill: float = 0.0) -> torch.Tensor:
+    """The ``size`` block of ``volume (..., D, H, W)`` starting at voxel ``corner`` (z, y, x); where
+    the block reaches outside the volume (a corner below 0 or past the end), ``fill``."""
+    shape = volume.shape[-3:]
+    if all(0 <= c and c + s <= n for c, s, n in zip(corner, size, shape)):
+        (z, y, x), (d, h, w) = corner, size
+        return volume[..., z:z + d, y:y + h, x:x + w]
+    out = torch.full((*volume.shape[:-3], *size), fill, dtype=volume.dtype)
+    inside = [(max(c, 0), min(c + s, n)) for c, s, n in zip(corner, size, shape)]
+    if all(lo < hi for lo, hi in inside):
+        source = tuple(slice(lo, hi) for lo, hi in inside)
+        target = tuple(slice(lo - c, hi - c) for (lo, hi), c in zip(inside, corner))
+        out[(..., *target)] = volume[(..., *source)]
+    return out
+
+
+def patch_coordinates(volume_shape: Sequence[int], corner: Sequence[int], size: Sequence[int]) -> torch.Tensor:
+    """The coordinate channels ``(3, *size)`` of a patch at ``corner``: :func:`coordinate_grid`'s
+    values, continued linearly where the patch reaches outside the volume (beyond -1 and 1)."""
+    axes = []
+    for c, s, n in zip(corner, size, volume_shape):
+        index = torch.arange(c, c + s, dtype=torch.float32)
+        axes.append(index * (2.0 / (n - 1)) - 1.0 if n > 1 else torch.zeros(s))
+    return torch.stack(torch.meshgrid(*axes, indexing="ij")).to(torch.float32)
 
 
 class PatchSampler:
@@ -47,7 +67,7 @@ class PatchSampler:
     """
 
     def __init__(self, images: torch.Tensor, masks: torch.Tensor, patch_size: Sequence[int],
-                 nodule_fraction: float = 0.0):
+                 nodule_fraction: float = 0.0, draw: str = "corner", air_hu: int = -1024):
         if images.shape != masks.shape or images.ndim != 4:
             raise ValueError(f"images {tuple(images.shape)} and masks {tuple(masks.shape)} must be (N, D, H, W)")
         self.images, self.masks = images, masks
@@ -55,6 +75,9 @@ class PatchSampler:
         self.patch_size = tuple(int(p) for p in patch_size)
         check_patch_fits(self.volume_shape, self.patch_size, "ddpm.training.patch_size")
         self.nodule_fraction = float(nodule_fraction)
+        if draw not in ("corner", "padded"):
+            raise InputError("ddpm.training.patch_draw", f"expected corner or padded, got {draw!r}")
+        self.draw, self.air_hu = draw, int(air_hu)
         self.grid = coordinate_grid(self.volume_shape)
         # flat indices of nodule voxels per case (empty for cases without a nodule)
         self.nodule_voxels = [torch.nonzero(m.reshape(-1) > 0).reshape(-1) for m in masks]
@@ -70,7 +93,34 @@ class PatchSampler:
             centre = np.unravel_index(flat, self.volume_shape)
             offsets = [int(torch.randint(p, (), generator=generator)) for p in self.patch_size]
             return tuple(int(min(max(c - o, 0), lim)) for c, o, lim in zip(centre, offsets, limits))
-        return tuple(int(torch.randint(lim + 1, (), generator=generator)) for lim in limits)
+        return self.uniform_corner(generator)
+
+    def uniform_corner(self, generator: torch.Generator) -> tuple[int, int, int]:
+        """A patch corner by ``draw``: ``corner``, uniform inside the volume (the border voxels lie in
+        fewer patches than the centre's); ``padded``, uniform over every placement that overlaps the
+        volume (each voxel lies in equally many; the patch holds air where it reaches out)."""
+        if self.draw == "padded":
+            return tuple(int(torch.randint(v + p - 1, (), generator=generator)) - (p - 1)
+                         for v, p in zip(self.volume_shape, self.patch_size))
+        return tuple(int(torch.randint(v - p + 1, (), generator=generator))
+                     for v, p in zip(self.volume_shape, self.patch_size))
+
+    def coverage(self, draws: int, generator: torch.Generator) -> torch.Tensor:
+        """How often each voxel ``(D, H, W)`` lies in a patch of :meth:`uniform_corner` over ``draws``
+        draws, relative to the mean (1 everywhere: uniform). The axes are drawn independently, so
+        the map is the product of the three axes' counts."""
+        counts = [torch.zeros(v) for v in self.volume_shape]
+        for _ in range(draws):
+            for axis, (c, p, v) in enumerate(zip(self.uniform_corner(generator), self.patch_size, self.volume_shape)):
+                counts[axis][max(c, 0):min(c + p, v)] += 1
+        z, y, x = (c / c.mean() for c in counts)
+        return z[:, None, None] * y[None, :, None] * x[None, None, :]
+
+    def coordinates(self, corner: Sequence[int]) -> torch.Tensor:
+        """``(3, *patch)`` coordinates of the patch at ``corner`` (continued outside the volume)."""
+        if all(0 <= c and c + p <= n for c, p, n in zip(corner, self.patch_size, self.volume_shape)):
+            return crop(self.grid, corner, self.patch_size)
+        return patch_coordinates(self.volume_shape, corner, self.patch_size)
 
     def sample(self, batch_size: int, generator: torch.Generator):
         """One batch: ``hu (B, 1, *patch)`` float32 HU, ``condition (B, 4, *patch)`` = [mask, z, y, x],
@@ -79,9 +129,9 @@ class PatchSampler:
         for _ in range(batch_size):
             case = int(torch.randint(len(self.images), (), generator=generator))
             corner = self.corner(case, generator)
-            hu.append(crop(self.images[case], corner, self.patch_size).to(torch.float32)[None])
+            hu.append(crop(self.images[case], corner, self.patch_size, self.air_hu).to(torch.float32)[None])
             mask = crop(self.masks[case], corner, self.patch_size).to(torch.float32)[None]
-            condition.append(torch.cat([mask, crop(self.grid, corner, self.patch_size)]))
+            condition.append(torch.cat([mask, self.coordinates(corner)]))
             where.append((case, corner))
         return torch.stack(hu), torch.stack(condition), where
 

@@ -99,6 +99,7 @@ class TrainingSettings(Section):
     grad_clip_norm: float
     bf16: bool
     nodule_patch_fraction: float
+    patch_draw: str
     seed: int
 
 

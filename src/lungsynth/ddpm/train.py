@@ -196,7 +196,8 @@ class Trainer:
                                            weight_decay=train.weight_decay)
         self.generator = torch.Generator().manual_seed(train.seed)
         self.scheduler = training_scheduler(settings.schedule)
-        self.sampler = PatchSampler(hu, nodules, train.patch_size, train.nodule_patch_fraction)
+        self.sampler = PatchSampler(hu, nodules, train.patch_size, train.nodule_patch_fraction, train.patch_draw,
+                                    settings.intensity.hu_min)
         # (D, H, W): what the diffusion is relative to (ddpm.intensity.mean_image), else None
         self.mean_image = mean_image(hu, settings.intensity) if settings.intensity.mean_image else None
         # the factor that gives the diffused quantity unit std (ddpm.intensity.unit_std), else 1
@@ -209,7 +210,7 @@ class Trainer:
         patch_hu, condition, where = self.sampler.sample(train.batch_size, self.generator)
         x0 = hu_to_model(patch_hu, self.settings.intensity)
         if self.mean_image is not None:
-            x0 = x0 - torch.stack([crop(self.mean_image, corner, train.patch_size)[None] for _, corner in where])
+            x0 = x0 - torch.stack([crop(self.mean_image, corner, train.patch_size, -1.0)[None] for _, corner in where])
         x0 = x0 * self.data_scale
         noise = torch.randn(x0.shape, generator=self.generator)
         timesteps = draw_timesteps(train.batch_size, self.scheduler.num_train_timesteps, train.timestep_sampling,
