@@ -28,8 +28,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchlib import ROOT, config_with, locked, real_arm_plan, recorded_nnunet, replace_row, with_sets
+from benchlib import ROOT, Data, config_with, locked, real_arm_plan, replace_rows, with_sets
 from lungsynth.arms import REFERENCE
+from lungsynth.config import complete
 from lungsynth.ddpm.probe import LossProbe
 from lungsynth.ddpm.quality import lung_hu_sample, nodule_like_blobs, spacing_zyx, volume_quality
 from lungsynth.ddpm.sample import sample_case
@@ -47,17 +48,6 @@ QUICK_JUDGE = ["nnunet.train.epochs=1", "nnunet.train.iterations_per_epoch=2", "
                "nnunet.plan.patch_size=[16,16,16]"]
 CALIBRATION_STEPS = 10
 JUDGE = "frozen-model"
-
-
-class Data:
-    """The crops of a workflow run folder: training set, validation masks and images."""
-
-    def __init__(self, run: Path):
-        self.folder = run / "results" / "data"
-        self.split = json.loads((self.folder / "splits.json").read_text())
-
-    def paths(self, kind: str, cases) -> list[Path]:
-        return [self.folder / kind / f"{c}.nii.gz" for c in cases]
 
 
 # ----------------------------------------------------------------------------- training
@@ -136,7 +126,8 @@ def frozen_model(data: Data, config: dict, out: Path, threads: int) -> Path:
 
     model, recorded = out / "model", out / "nnunet.yaml"
     with locked(out / ".lock"):
-        if recorded.exists() and recorded_nnunet(recorded) != config["nnunet"]:
+        # recorded settings with newer schema keys at their (then) defaults
+        if recorded.exists() and complete(yaml.safe_load(recorded.read_text()), "nnunet") != config["nnunet"]:
             raise SystemExit(f"judge {out}: trained with other nnunet settings ({recorded}); "
                              "name another --judge or delete the folder")
         if (model / "run.json").exists():
@@ -262,8 +253,6 @@ def comparable(settings: dict, section: str) -> dict:
     """A ``ddpm:``/``sampling:`` section as two variants' models and volumes are compared: keys added
     to the schema since at their defaults (which reproduce what a cached run did), and without
     ddpm.training.steps, since the budget ends a training."""
-    from lungsynth.config import complete
-
     settings = copy.deepcopy(complete(settings or {}, section))
     settings.get("training", {}).pop("steps", None)
     return settings
@@ -338,7 +327,7 @@ def main(argv=None) -> int:
                              execution["sampling_window_batch"])
     write_csv(out / ("volumes.csv" if args.judge == JUDGE else f"volumes-{args.judge}.csv"), table.reset_index())
     row = summary_row(args.name, args.set, record, table, real, config["sampling"], args.judge)
-    replace_row(args.csv, ["variant", "judge"], row)   # variants may finish side by side
+    replace_rows(args.csv, ["variant", "judge"], pd.DataFrame([row]))   # variants may finish side by side
     print(pd.Series(row).to_string())
     return 0
 
