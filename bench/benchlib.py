@@ -1,6 +1,6 @@
-"""What the bench scripts share (they import it as a sibling: ``python bench/<script>.py`` puts bench/
-on the path; bench/cuda_check.py too on the lent GPU machine): a file lock, the config of a run with
-``key.path=value`` changes, a run's crops, a CSV's rows replaced, the Real arm's plan, an error's first line."""
+"""What the bench scripts share (a sibling: ``python bench/<script>.py`` puts bench/ on the path, on the
+lent GPU too): a file lock, a run's config with ``key.path=value`` changes, a run's crops, a CSV's rows
+replaced, the Real arm's plan, an error's first line, a timer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -45,6 +46,19 @@ def first_line(err: BaseException, width: int = 200) -> str:
     """The first line of an error's message (its type's name if it has none), for a row's note."""
     text = str(err).strip()
     return text.splitlines()[0][:width] if text else type(err).__name__
+
+
+def timed(device, work, repeats: int = 1) -> float:
+    """Seconds per call of ``work(i)`` (``i``: its index), a CUDA ``device``'s queue drained before and after."""
+    import torch
+
+    sync = torch.cuda.synchronize if getattr(device, "type", None) == "cuda" else (lambda: None)
+    sync()
+    started = time.perf_counter()
+    for i in range(repeats):
+        work(i)
+    sync()
+    return (time.perf_counter() - started) / repeats
 
 
 def config_with(overlays, sets: list[str]) -> dict:

@@ -1,18 +1,16 @@
-"""One lent GPU, one call: the CUDA paths at the paper's sizes, and a GPU-scale recipe run.
-
-A GPU is lent now and then, for minutes, on a machine with torch only and no network; so:
+"""One lent GPU (for minutes, torch only, no network), one call: the CUDA paths at the paper's sizes
+and a GPU-scale recipe run, in three steps:
 
     .venv/bin/python bench/cuda_check.py pack --run runs/benchmark --out .gpu      # here: data, settings
     python3 bench/cuda_check.py gpu --pack .gpu --out $OUT --deadline 500          # there (PYTHONPATH=src)
     .venv/bin/python bench/cuda_check.py unpack --results DIR --pack .gpu --run runs/benchmark   # here
 
-Part 1 runs config/lidc.yaml's net, patch and crop through the project's Trainer, sampler and
-checkpoint code on CUDA, in fp32 and bf16, with seconds and the allocator's peaks (``cuda_paper.csv``;
-out of memory is a result). Part 2 trains the benchmark's DDPM at GPU scale for a wall-clock budget
-and samples the harness's masks; ``unpack`` files it where ``bench/ddpm_recipe.py`` only scores it.
-Every case runs under ``--deadline``: one that would start too late is skipped, one still running
-at the deadline is stopped, and an error (a sticky CUDA error included) is that case's row
-(what each part answers: docs/benchmark.md, "On a GPU").
+Part 1: config/lidc.yaml's net, patch and crop through the project's Trainer, sampler and checkpoint
+code on CUDA, fp32 and bf16, seconds and allocator peaks (``cuda_paper.csv``; out of memory is a result).
+Part 2: the benchmark's DDPM trained at GPU scale for a wall-clock budget, the harness's masks sampled;
+``unpack`` files it where ``bench/ddpm_recipe.py`` only scores it. Under ``--deadline`` a case that
+would start too late is skipped, one still running is stopped, an error (a sticky CUDA error too) is
+its row (what each part answers: docs/benchmark.md, "On a GPU").
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchlib import ROOT, Data, config_with, first_line
+from benchlib import ROOT, Data, config_with, first_line, timed
 
 log = logging.getLogger("cuda_check")
 
@@ -89,13 +87,6 @@ class Clock:
         return self.end - time.perf_counter()
 
 
-def cuda_memory(device) -> dict:
-    if device.type != "cuda":
-        return {}
-    return {"cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20),
-            "cuda_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20)}
-
-
 def fresh(device) -> None:
     """Free what the last case left and reset the allocator's peaks."""
     gc.collect()
@@ -103,17 +94,6 @@ def fresh(device) -> None:
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-
-
-def timed(device, work, repeats: int = 1) -> float:
-    """Seconds per call of ``work()``, the device's queue drained before and after."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    started = time.perf_counter()
-    for i in range(repeats):
-        work(i)
-    sync()
-    return (time.perf_counter() - started) / repeats
 
 
 class Deadline(Exception):
@@ -137,9 +117,9 @@ def deadline_after(seconds: float):
 
 
 def measured(case: dict, device, clock: Clock, need: float, work, reserve: float = 0.0) -> dict:
-    """Run ``work()`` (returns a dict of figures) as one case: its memory peak; out of memory, an
-    error or the deadline as its status; skipped if fewer than ``need`` + ``reserve`` seconds are
-    left. Nothing a case raises, a sticky CUDA error in the cleanup included, ends the call."""
+    """``work()`` (a dict of figures) as one case with its memory peak; out of memory, an error or the
+    deadline as its status; skipped with under ``need`` + ``reserve`` seconds left. Nothing a case
+    raises (a sticky CUDA error in the cleanup too) ends the call."""
     if clock.left() < need + reserve:
         return {**case, "status": f"skipped: {clock.left():.0f} s left, needs ~{need + reserve:.0f}"}
     try:
@@ -148,13 +128,13 @@ def measured(case: dict, device, clock: Clock, need: float, work, reserve: float
             result = {**case, **work(), "status": "ok"}
     except Deadline as err:
         result = {**case, "status": "stopped", "note": str(err)}
-    except getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError) as err:
-        result = {**case, "status": "out of memory", "note": first_line(err)}
     except Exception as err:   # noqa: BLE001 - a case that fails is a row, the others still run
-        text = first_line(err)
-        result = {**case, "status": "out of memory" if "out of memory" in text.lower() else "error", "note": text}
+        oom = isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in first_line(err).lower()
+        result = {**case, "status": "out of memory" if oom else "error", "note": first_line(err)}
     try:
-        result.update(cuda_memory(device))
+        if device.type == "cuda":
+            result.update(cuda_peak_mb=round(torch.cuda.max_memory_allocated() / 2**20),
+                          cuda_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20))
         fresh(device)
     except Exception as err:   # noqa: BLE001 - e.g. a sticky CUDA error: the next cases say so too
         result["note"] = f"{result.get('note', '')}; cleanup failed: {first_line(err)}".lstrip("; ")
@@ -164,9 +144,8 @@ def measured(case: dict, device, clock: Clock, need: float, work, reserve: float
 
 def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, reserve: float,
                 write_rows) -> list[dict]:
-    """Part 1: the paper-scale net's training and sampling paths on ``device``; ``write_rows(rows)``
-    after each case (a call cut short keeps what it measured), ``folder`` for the checkpoint's
-    round trip, ``reserve`` seconds kept free at the end."""
+    """Part 1: the paper net's training and sampling paths on ``device``; ``write_rows(rows)`` after each
+    case (a call cut short keeps them), ``folder`` for the checkpoint's round trip, ``reserve`` s kept."""
     from lungsynth.ddpm.checkpoint import load_model, save_model
     from lungsynth.ddpm.network import build_network, network_config
     from lungsynth.ddpm.sample import sample_case, sample_volume
@@ -264,9 +243,7 @@ def gpu(args) -> int:
         sys.modules["SimpleITK"] = types.ModuleType("SimpleITK")
     from lungsynth.runtime import bf16_is_used, resolve_device
 
-    clock = Clock(args.deadline)
-    device = resolve_device(args.device)
-    out = args.out
+    clock, device, out = Clock(args.deadline), resolve_device(args.device), args.out
     out.mkdir(parents=True, exist_ok=True)
     meta = json.loads((args.pack / "pack.json").read_text())
     info = {"torch": torch.__version__, "device": str(device),
@@ -335,10 +312,9 @@ def recipe_run(meta: dict, args, device, out: Path, clock: Clock, records: dict)
         volumes, seconds = {}, []
         for case, mask in zip(meta["validation"], data["validation_masks"]):
             for s in range(meta["seeds"]):
-                started = time.perf_counter()
-                volumes[f"{case}_s{s}"] = sample_case(loaded, mask, case_id=case, device=device,
-                                                      settings=base.replace(seed=base.seed + s), spacing=meta["spacing"])
-                seconds.append(time.perf_counter() - started)
+                seconds.append(timed(device, lambda i: volumes.update({f"{case}_s{s}": sample_case(
+                    loaded, mask, case_id=case, device=device, settings=base.replace(seed=base.seed + s),
+                    spacing=meta["spacing"])})))
         np.savez_compressed(out / f"{variant['name']}.npz", **volumes)
         records["variants"][variant["name"]] = {**record, "sample_seconds": float(np.mean(seconds))}
         (out / "records.json").write_text(json.dumps(records, indent=1))
@@ -389,7 +365,7 @@ def unpack(results: Path, pack_dir: Path, run: Path, recipe: Path, overlays: lis
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("pack", help="here: the data and settings the GPU side needs")
     g = sub.add_parser("gpu", help="there: part 1 (paper sizes) and part 2 (the recipe run)")

@@ -5,13 +5,12 @@
         --csv docs/benchmark/nnunet_throughput.csv
     .venv/bin/python bench/throughput.py ddpm --quick                   # tiny sizes, seconds
 
-``ddpm``: one training step (forward, backward, AdamW, EMA) of the benchmark's net per kernel
-variant (fp32, bf16 autocast, each contiguous or channels_last_3d) and thread count, its FLOPs read
-against a plain matmul (the practical peak). ``nnunet``: the Real arm's training iteration
-(nnU-Net's loader and augmentation, then ``train_step``) and the project's sliding-window
-prediction of test cases, in fp32 and bf16, per thread count and augmentation workers; a rerun
-replaces its own rows and keeps those of other machines or oneDNN caps (``ONEDNN_MAX_CPU_ISA``).
-Every row carries the CPU model and flags: only rows of one CPU compare (docs/findings.md, rows 1-3).
+``ddpm``: one training step (forward, backward, AdamW, EMA) of the benchmark's net per kernel variant
+(fp32, bf16 autocast, each contiguous or channels_last_3d) and thread count, its FLOPs read against a
+plain matmul (the practical peak). ``nnunet``: the Real arm's training iteration (nnU-Net's loader and
+augmentation, then ``train_step``) and the project's sliding-window prediction of test cases, fp32 and
+bf16, per thread count and augmentation workers; a rerun replaces its own rows, keeps other machines'
+or oneDNN caps' (``ONEDNN_MAX_CPU_ISA``). Rows carry the CPU model and flags: only one CPU's compare.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchlib import ROOT, Data, config_with, first_line, real_arm_plan, replace_rows
+from benchlib import ROOT, Data, config_with, first_line, real_arm_plan, replace_rows, timed
 from lungsynth.ddpm.settings import DdpmSettings
 from lungsynth.ddpm.train import Trainer
 from lungsynth.io import write_csv
@@ -53,10 +52,7 @@ def ddpm_case(case: dict) -> dict:
         n, dtype = case["size"], torch.bfloat16 if bf16 else torch.float32
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
-        started = time.perf_counter()
-        for _ in range(case["repeats"]):
-            a @ b
-        return {"seconds_per_step": (time.perf_counter() - started) / case["repeats"], "gflop_per_step": 2 * n**3 / 1e9}
+        return {"seconds_per_step": timed(None, lambda i: a @ b, case["repeats"]), "gflop_per_step": 2 * n**3 / 1e9}
     settings = DdpmSettings.from_config({
         "network": {"channels": case["channels"], "norm_num_groups": 8},
         "schedule": {"prediction_type": "v_prediction"},
@@ -70,13 +66,9 @@ def ddpm_case(case: dict) -> dict:
     used = bf16_is_used(torch.device("cpu"), bf16)
     with FlopCounterMode(display=False) as counter:
         trainer.step(1)
-    started = time.perf_counter()
-    trainer.step(2)   # warm-up
-    warm_up = time.perf_counter() - started
-    started, cpu = time.perf_counter(), time.process_time()
-    for step in range(3, 3 + case["repeats"]):
-        trainer.step(step)
-    seconds = (time.perf_counter() - started) / case["repeats"]
+    warm_up = timed(None, lambda i: trainer.step(2))
+    cpu = time.process_time()
+    seconds = timed(None, lambda i: trainer.step(3 + i), case["repeats"])
     return {"seconds_per_step": seconds, "gflop_per_step": counter.get_total_flops() / 1e9,
             "note": f"warm-up {warm_up:.1f} s; {(time.process_time() - cpu) / case['repeats']:.2f} CPU s/step"
                     + ("; bf16 asked for, fp32 run (no fast bf16 kernels)" if bf16 and not used else "")}
@@ -84,13 +76,12 @@ def ddpm_case(case: dict) -> dict:
 
 def ddpm_cases(args) -> list[dict]:
     """Every kernel variant and thread count of the step; then the matmul."""
-    channels, patch, batch, threads = args.channels, args.patch, args.batch, args.threads
     if args.quick:
-        channels, patch, threads, args.repeats = [8, 16, 16], 16, [1], 2
-    out = [{"what": "step", "channels": channels, "patch": patch, "batch": batch, "variant": variant, "threads": t,
-            "repeats": args.repeats} for variant in DDPM_VARIANTS for t in threads]
+        args.channels, args.patch, args.threads, args.repeats = [8, 16, 16], 16, [1], 2
+    out = [{"what": "step", "channels": args.channels, "patch": args.patch, "batch": args.batch, "variant": variant,
+            "threads": t, "repeats": args.repeats} for variant in DDPM_VARIANTS for t in args.threads]
     return out + [{"what": "matmul", "size": 1024 if args.quick else 2048, "variant": variant, "threads": t,
-                   "repeats": 10} for variant in ("fp32", "bf16") for t in threads]
+                   "repeats": 10} for variant in ("fp32", "bf16") for t in args.threads]
 
 
 def ddpm(args) -> int:
@@ -156,14 +147,10 @@ def time_prediction(model_dir: Path, images: list[Path], predict, bf16: bool, th
     from lungsynth.nnunet.run import load_predictor, predict_image
 
     predict = dataclasses.replace(predict, bf16=bf16)
-    seconds = []
     with nnunet_environment():
         predictor = load_predictor(model_dir, predict, threads=threads, device="cpu", tile_batch=tile_batch)
-        for i, image in enumerate([images[0], *images]):
-            started = time.perf_counter()
-            predict_image(predictor, image)
-            if i:
-                seconds.append(time.perf_counter() - started)
+        predict_image(predictor, images[0])   # warm-up
+        seconds = [timed(None, lambda i: predict_image(predictor, image)) for image in images]
     return {"bf16_used": bf16_is_used(torch.device("cpu"), bf16), "seconds": float(np.mean(seconds)),
             "n": len(images)}
 
@@ -218,7 +205,7 @@ def nnunet(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="model", required=True)
     d = sub.add_parser("ddpm", help="DDPM training steps of the benchmark's net")
     d.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "ddpm_throughput.csv")
