@@ -6,17 +6,14 @@
     .venv/bin/python bench/memory.py rules --csv docs/benchmark/paper_scale.csv   # 553 crops (~30 min)
     .venv/bin/python bench/memory.py rules --quick          # 12 crops of 32 x 64 x 64 (a minute)
 
-``net``: the memory claim, patch-wise against whole-volume training and windowed against whole
-sampling, for the paper's net and the benchmark's (memory.csv); on a CPU under an address-space limit,
-so a case that does not fit is an "out of memory" row; a rerun measures only the cases the CSV lacks.
-:func:`analytic` gives the memory per voxel, which predicts every size (memory_analytic.csv).
+``net``: patch-wise against whole-volume training, windowed against whole sampling, paper and benchmark
+nets (memory.csv); on a CPU under an address-space limit (what does not fit: "out of memory"); a rerun
+measures only what the CSV lacks; :func:`analytic`: memory per voxel, every size (memory_analytic.csv).
 
-``rules``: train_ddpm (the rule's data path and one 32^3 step: at the paper's patch the activations
-live on the GPU), its former float32 stacking (``train_ddpm (before)``, measured on fewer crops and
-extrapolated per crop), synthetic_quality and nnunet_plan at config/lidc.yaml's size, against what
-each rule asks (lungsynth.resources; paper_scale.csv). The crops are one stand-in chest (body, lungs,
-a nodule, noise) on the paper's grid, linked under every case name; a rule's peak is the larger of
-its process's VmHWM and the summed PSS of its process tree (nnU-Net forks workers).
+``rules``: train_ddpm (its data path, one 32^3 step: at the paper's patch the activations live on the
+GPU), its former float32 stacking (``train_ddpm (before)``, extrapolated per crop), synthetic_quality and
+nnunet_plan at config/lidc.yaml's size against what each asks (lungsynth.resources; paper_scale.csv), on
+one stand-in chest crop (body, lungs, a nodule, noise) linked under every case name.
 """
 
 from __future__ import annotations
@@ -33,16 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchlib import ROOT
+from benchlib import ROOT, first_line, timed
 
-NETS = {
-    "paper": {"channels": [32, 64, 128, 128], "num_res_blocks": 2, "norm_num_groups": 32, "patch": [64, 128, 128]},
-    "benchmark": {"channels": [16, 32, 32], "num_res_blocks": 1, "norm_num_groups": 8, "patch": [32, 32, 32]},
+NETS = {  # network settings, training patch
+    "paper": ({"channels": [32, 64, 128, 128], "num_res_blocks": 2, "norm_num_groups": 32}, [64, 128, 128]),
+    "benchmark": ({"channels": [16, 32, 32], "num_res_blocks": 1, "norm_num_groups": 8}, [32, 32, 32]),
 }
 COLUMNS = ["net", "mode", "size", "voxels", "patch_or_window", "overlap", "peak_mb", "cuda_peak_mb", "seconds",
            "per", "estimate_mb", "status", "note", "cpu", "device", "threads"]
 RULE_COLUMNS = ["rule", "cases", "volume", "measured_peak_mb", "mem_mb_asked", "seconds", "note", "cpu"]
-GB_LINES = (24, 40, 80)
 
 
 # --------------------------------------------------------------------------- child side
@@ -57,8 +53,7 @@ def _ddpm_settings(net: str, patch, steps: int):
     """DdpmSettings of a net of NETS, one fp32 patch a step."""
     from lungsynth.ddpm.settings import DdpmSettings
 
-    spec = {k: v for k, v in NETS[net].items() if k != "patch"}
-    return DdpmSettings.from_config({"network": spec, "training": {
+    return DdpmSettings.from_config({"network": NETS[net][0], "training": {
         "patch_size": list(patch), "batch_size": 1, "bf16": False, "steps": steps, "nodule_patch_fraction": 0.0}})
 
 
@@ -77,29 +72,16 @@ def _network(net: str, device):
     import torch
 
     from lungsynth.ddpm.network import build_network, network_config
-    from lungsynth.ddpm.settings import NetworkSettings
 
-    spec = {k: v for k, v in NETS[net].items() if k != "patch"}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return build_network(network_config(NetworkSettings.from_config(spec))).to(device)
-
-
-def _timed(device, work) -> tuple[float, object]:
-    """Seconds of ``work()`` (the device's queue drained) and what it returned."""
-    import torch
-
-    started = time.perf_counter()
-    out = work()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - started, out
+        return build_network(network_config(_ddpm_settings(net, [16] * 3, 1).network)).to(device)
 
 
 def child_train(case: dict, device) -> dict:
     """One training step of the real Trainer: patch-wise from a volume, or on the whole volume."""
     trainer = _trainer(_ddpm_settings(case["net"], case["patch"] or case["size"], 1000), case["size"], device)
-    return {"seconds": _timed(device, lambda: trainer.step(1))[0]}
+    return {"seconds": timed(device, lambda i: trainer.step(1))}
 
 
 def child_sample(case: dict, device) -> dict:
@@ -112,28 +94,27 @@ def child_sample(case: dict, device) -> dict:
     t = torch.tensor([500], device=device)
     with torch.no_grad():
         if case["mode"] == "sample whole":
-            return {"seconds": _timed(device, lambda: model(x, t))[0]}
+            return {"seconds": timed(device, lambda i: model(x, t))}
         limit, calls = case["windows"], {"n": 0, "seconds": 0.0}
 
         def predictor(patch):
             calls["n"] += 1
             if calls["n"] > limit:            # memory has peaked: skip the remaining windows' arithmetic
                 return torch.zeros((patch.shape[0], 1, *patch.shape[2:]), device=patch.device)
-            seconds, out = _timed(device, lambda: model(patch, t.expand(patch.shape[0])))
-            calls["seconds"] += seconds
-            return out
+            out = {}
+            calls["seconds"] += timed(device, lambda i: out.update(y=model(patch, t.expand(patch.shape[0]))))
+            return out["y"]
 
         sliding_window_inference(x, roi_size=case["patch"], sw_batch_size=1, predictor=predictor,
                                  overlap=case["overlap"], mode="gaussian")
-        timed = min(limit, calls["n"])
-        return {"seconds": calls["seconds"] / timed * calls["n"],
-                "note": f"{calls['n']} windows; seconds = mean of {timed} timed windows x {calls['n']}"}
+        n_timed = min(limit, calls["n"])
+        return {"seconds": calls["seconds"] / n_timed * calls["n"],
+                "note": f"{calls['n']} windows; seconds = mean of {n_timed} timed windows x {calls['n']}"}
 
 
 def child_net(case: dict) -> dict:
     if case["device"] == "cpu":   # CUDA reserves far more address space than it uses: no limit there
-        limit = int(case["mem_limit_gb"] * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_AS, (int(case["mem_limit_gb"] * 2**30),) * 2)   # soft, hard
     import torch
 
     torch.set_num_threads(case["threads"])
@@ -141,10 +122,9 @@ def child_net(case: dict) -> dict:
     try:
         result = {**(child_train if case["mode"].startswith("train") else child_sample)(case, device), "status": "ok"}
     except (RuntimeError, MemoryError) as err:
-        text = str(err)
-        oom = isinstance(err, MemoryError) or "alloc" in text.lower() or "out of memory" in text.lower()
-        result = {"status": "out of memory" if oom else "error",
-                  "note": text.strip().splitlines()[0][:160] if text.strip() else type(err).__name__}
+        text = str(err).lower()
+        oom = isinstance(err, MemoryError) or "alloc" in text or "out of memory" in text
+        result = {"status": "out of memory" if oom else "error", "note": first_line(err, 160)}
     if device.type == "cuda":
         result["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
@@ -207,9 +187,9 @@ def run_child(case: dict) -> None:
 # --------------------------------------------------------------------------- parent side
 
 def measure(case: dict, timeout: float | None) -> dict:
-    """Run a case (a net case, or a rule's code if it names one) in a child process: its result, its
-    own peak, and for a rule the peak of the summed PSS (shared pages counted once, as a cgroup does)
-    of the child and its workers, sampled every 0.2 s if larger; ``seconds`` of a rule: its wall time."""
+    """A case (a net's, or a rule's code if it names one) in a child process: its result and peak; for a
+    rule the larger of that and its process tree's summed PSS (shared pages once, as a cgroup counts;
+    sampled every 0.2 s), and its wall time."""
     import psutil
 
     started, tree_peak = time.perf_counter(), 0.0
@@ -239,11 +219,9 @@ def measure(case: dict, timeout: float | None) -> dict:
 
 
 def analytic(net: str, probes=(24, 32)) -> dict:
-    """Bytes per voxel that a training step and a sampling call allocate, from the tensors
-    themselves: the peak of live tensors (torch's profiler records every allocation and release;
-    their running sum in time order) at two small cube sides. The allocation pattern scales with
-    the voxels, so the slope between them is the per-voxel activation memory and the intercept the
-    fixed part (gradients, AdamW and EMA state)."""
+    """Bytes per voxel a training step and a sampling call allocate: the peak of live tensors (the
+    running sum of torch's profiler's allocations and releases) at two small cube sides; the slope is
+    the per-voxel activation memory, the intercept the fixed part (gradients, AdamW and EMA state)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -275,10 +253,9 @@ def analytic(net: str, probes=(24, 32)) -> dict:
 
 
 def estimate_mb(case: dict, coefficients: dict, baseline_mb: float) -> float:
-    """The analytic peak of a case: the baseline of its kind (the net, its optimizer state), the
-    activations per voxel, and the volume-sized float32 buffers: for training the data volume; for
-    whole sampling the 5-channel input; for windowed sampling the input, the output, its weights'
-    sum and the Gaussian map of ``sliding_window_inference``."""
+    """A case's analytic peak: its kind's baseline (the net, its optimizer state), the activations per voxel,
+    the volume-sized float32 buffers (training: the data volume; whole sampling: the 5-channel input;
+    windowed: the input, the output, its weights' sum and ``sliding_window_inference``'s Gaussian map)."""
     volume, patch = int(np.prod(case["size"])), int(np.prod(case["patch"] or case["size"]))
     if case["mode"].startswith("train"):
         return baseline_mb + (coefficients["train_bytes_per_voxel"] * patch + 2 * 4 * volume) / 2**20
@@ -289,19 +266,16 @@ def estimate_mb(case: dict, coefficients: dict, baseline_mb: float) -> float:
 
 def _row_fields(case: dict) -> dict:
     """The CSV columns that name a case (the voxels of patch-wise training: those of its patch)."""
-    size = case["size"]
+    size, patch = case["size"], case["patch"]
     return {"net": case["net"], "mode": case["mode"], "size": "x".join(map(str, size)),
-            "voxels": int(np.prod(case["patch"] or size)) if case["mode"] == "train patch-wise"
-            else int(np.prod(size)),
-            "patch_or_window": "x".join(map(str, case["patch"])) if case["patch"] else "",
-            "overlap": case.get("overlap")}
+            "voxels": int(np.prod(patch if case["mode"] == "train patch-wise" else size)),
+            "patch_or_window": "x".join(map(str, patch)) if patch else "", "overlap": case.get("overlap")}
 
 
-def _case_key(row: dict) -> str:
+def _case_key(row: dict) -> tuple:
     """A case's name, the same for a planned case's fields and its row read back from the CSV."""
-    patch, overlap = row.get("patch_or_window"), row.get("overlap")
-    overlap = "" if overlap is None or overlap != overlap else f"{float(overlap):g}"
-    return f"{row['net']}|{row['mode']}|{row['size']}|{patch if isinstance(patch, str) else ''}|{overlap}"
+    return tuple("" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v)
+                 for v in (row[k] for k in ("net", "mode", "size", "patch_or_window", "overlap")))
 
 
 def in_order(rows: list[dict], todo: list[dict]):
@@ -309,9 +283,7 @@ def in_order(rows: list[dict], todo: list[dict]):
     import pandas as pd
 
     rank = {_case_key(_row_fields(c)): i for i, c in enumerate(todo)}
-    return (pd.DataFrame(rows).reindex(columns=COLUMNS)
-            .assign(_rank=[rank.get(_case_key(r), len(rank)) for r in rows])
-            .sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True))
+    return pd.DataFrame(sorted(rows, key=lambda r: rank.get(_case_key(r), len(rank))), columns=COLUMNS)
 
 
 def cases(args) -> list[dict]:
@@ -330,17 +302,9 @@ def cases(args) -> list[dict]:
         out += [{**common, "net": net, "mode": "train whole volume", "size": s, "patch": None} for s in trains]
         out += [{**common, "net": net, "mode": "sample whole", "size": s, "patch": None} for s in samples]
         out += [{**common, "net": net, "mode": "sample windowed", "size": s, "overlap": overlap,
-                 "patch": [16, 16, 16] if args.quick else NETS[net]["patch"], "windows": 2 if args.quick else 3}
+                 "patch": [16, 16, 16] if args.quick else NETS[net][1], "windows": 2 if args.quick else 3}
                 for s in windowed for overlap in ([0.5] if args.quick else [0.5, 0.25])]
     return out
-
-
-def baseline_mb(args, net: str, mode: str) -> float:
-    """Peak RSS of the same kind of case at 16^3 (imports, kernel caches, the net): the part of a
-    case's memory that does not grow with the voxels, the estimate's intercept."""
-    result = measure({"threads": args.threads, "mem_limit_gb": args.mem_limit_gb, "device": args.device,
-                      "net": net, "mode": mode, "size": [16, 16, 16], "patch": None}, 600)
-    return float(result.get("peak_mb", 0.0))
 
 
 def plot(table, out_png: Path) -> None:
@@ -360,10 +324,10 @@ def plot(table, out_png: Path) -> None:
                             label=mode + (f", overlap {overlap:g}" if mode == "sample windowed" else ""))
             ax.plot(group["voxels"], group["estimate_mb"] / 1024, ":", color=line.get_color(), linewidth=1)
             ax.plot(failed["voxels"], failed["estimate_mb"] / 1024, "x", color=line.get_color(), markersize=9)
-        for gb in GB_LINES:
+        for gb in (24, 40, 80):
             ax.axhline(gb, color="gray", linewidth=0.8, linestyle="-.")
         ax.set(xscale="log", yscale="log", xlabel="voxels (patch-wise training: of the patch)",
-               ylabel="peak memory (GiB)", title=f"{net} net (dash-dot: {', '.join(map(str, GB_LINES))} GB)")
+               ylabel="peak memory (GiB)", title=f"{net} net (dash-dot: 24, 40, 80 GB)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
@@ -377,10 +341,13 @@ def net(args) -> int:
 
     if args.quick:
         args.nets = ["benchmark"]
-    base = {(net, kind): baseline_mb(args, net, mode) for net in args.nets
-            for kind, mode in (("train", "train whole volume"), ("sample", "sample whole"))}
-    coefficients = {net: analytic(net) for net in args.nets}
     todo = cases(args)
+    # the baseline: the peak of the same kind of case at 16^3 (imports, kernel caches, the net), the
+    # part of a case's memory that does not grow with the voxels: the estimate's intercept
+    base = {(case["net"], case["mode"].split()[0]): float(measure(case, 600).get("peak_mb", 0.0)) for case in
+            [{**todo[0], "net": net, "mode": mode, "size": [16] * 3, "patch": None} for net in args.nets
+             for mode in ("train whole volume", "sample whole")]}
+    coefficients = {net: analytic(net) for net in args.nets}
     done = pd.read_csv(args.csv, dtype={"patch_or_window": str}) if args.csv.exists() and not args.fresh else None
     rows = [] if done is None else done.to_dict("records")
     measured = {_case_key(r) for r in rows}
@@ -389,7 +356,7 @@ def net(args) -> int:
             continue
         print(f"[{i}/{len(todo)}] {case['net']} {case['mode']} {case['size']} {case.get('patch')} "
               f"{case.get('overlap', '')}", file=sys.stderr, flush=True)
-        result, kind = measure(case, args.timeout), "train" if case["mode"].startswith("train") else "sample"
+        result, kind = measure(case, args.timeout), case["mode"].split()[0]
         rows.append({**_row_fields(case), **{k: result.get(k) for k in ("peak_mb", "cuda_peak_mb", "seconds")},
                      "per": "training step" if kind == "train" else "network call",
                      "estimate_mb": estimate_mb(case, coefficients[case["net"]], base[case["net"], kind]),
@@ -427,15 +394,13 @@ def stand_in_crops(folder: Path, cases: int, size, spacing) -> tuple[list[str], 
         geometry = Geometry(tuple(float(s) for s in spacing[::-1]), (0.0, 0.0, 0.0))
         write_nifti(mask_file, nodule.astype(np.uint8), geometry)
         write_nifti(image_file, hu.astype(np.int16), geometry)
-    paths = {"images": [], "masks": []}
-    for index in range(cases):
-        for target, kind in ((image_file, "images"), (mask_file, "masks")):
-            path = folder / kind / f"LIDC-IDRI-{index:04d}.nii.gz"
-            path.parent.mkdir(exist_ok=True)
-            if not path.exists():
-                path.symlink_to(target)
-            paths[kind].append(str(path))
-    return paths["images"], paths["masks"]
+    names = [f"LIDC-IDRI-{index:04d}.nii.gz" for index in range(cases)]
+    for target, kind in ((image_file, "images"), (mask_file, "masks")):
+        (folder / kind).mkdir(exist_ok=True)
+        for name in names:
+            if not (folder / kind / name).exists():
+                (folder / kind / name).symlink_to(target)
+    return [str(folder / "images" / n) for n in names], [str(folder / "masks" / n) for n in names]
 
 
 def rules(args) -> int:
@@ -466,20 +431,20 @@ def rules(args) -> int:
                             "synthetic": 3 if args.quick else 10, "plan_cases": n, "config": config}, None)
 
     def add(rule: str, n: int, result: dict, note: str = "") -> None:
-        ok = result.get("status") == "ok"
-        peak = result["peak_mb"] if ok else float("nan")
-        note = (note or result["note"]) if ok else f"failed ({result['status']}): {result.get('note', '')}"
+        peak = result.get("peak_mb", float("nan"))   # none if the child failed
+        if result.get("status") != "ok":
+            note = f"failed ({result.get('status')}): {result.get('note', '')}"
         asked = rule_request(rule.split()[0], config, counts).mem_mb
         rows.append({"rule": rule, "cases": n, "volume": volume, "measured_peak_mb": round(peak, 1),
-                     "mem_mb_asked": asked, "seconds": round(result.get("seconds", float("nan")), 1), "note": note,
-                     "cpu": cpu_description()})
+                     "mem_mb_asked": asked, "seconds": round(result.get("seconds", float("nan")), 1),
+                     "note": note or result["note"], "cpu": cpu_description()})
         print(f"{rule:22} {n:5} cases {volume}: peak {peak:9.0f} MB, asked {asked:7} MB "
               f"({rows[-1]['seconds']} s) {note}", flush=True)
 
     add("train_ddpm", cases, run("train_ddpm", cases))
     # the former path, linear in the crops: measured on two counts, extrapolated to all
-    (n1, first), (n2, second) = [(n, run("train_ddpm (before)", min(cases, n))) for n in
-                                 ((3, 6) if args.quick else (20, 40))]
+    (n1, first), (n2, second) = [(n, run("train_ddpm (before)", n)) for n in
+                                 (min(cases, n) for n in ((3, 6) if args.quick else (20, 40)))]
     p1, p2 = first.get("peak_mb", float("nan")), second.get("peak_mb", float("nan"))
     per_crop = (p2 - p1) / (n2 - n1)
     add("train_ddpm (before)", cases, {**second, "peak_mb": p2 + per_crop * (cases - n2)},
@@ -489,15 +454,17 @@ def rules(args) -> int:
     plan_cases = 6 if args.quick else 8
     add("nnunet_plan", plan_cases, run("nnunet_plan", plan_cases))
     if args.csv:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
         write_csv(args.csv, pd.DataFrame(rows, columns=RULE_COLUMNS))
     return 0
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:   # one case, in the process measure() starts
+        run_child(json.loads(argv[1]))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--child", help=argparse.SUPPRESS)
-    sub = p.add_subparsers(dest="part")
+    sub = p.add_subparsers(dest="part", required=True)
     n = sub.add_parser("net", help="the DDPM's nets: patch-wise and whole-volume training, windowed and whole sampling")
     n.add_argument("--quick", action="store_true", help="tiny sizes, one case per mode")
     n.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["paper", "benchmark"])
@@ -514,11 +481,6 @@ def main(argv=None) -> int:
     r.add_argument("--csv", type=Path, default=None, help="write the table (e.g. docs/benchmark/paper_scale.csv)")
     r.add_argument("--workdir", type=Path, default=None, help="the stand-in crops' folder (default: a new one)")
     args = p.parse_args(argv)
-    if args.child:
-        run_child(json.loads(args.child))
-        return 0
-    if not args.part:
-        p.error("name a part: net or rules")
     return net(args) if args.part == "net" else rules(args)
 
 
