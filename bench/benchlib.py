@@ -1,5 +1,6 @@
-"""What the bench scripts share (they import it as a sibling: ``python bench/<script>.py`` puts bench/
-on the path): a file lock, the config of a run with ``key.path=value`` changes, the Real arm's plan."""
+"""What the bench scripts share (a sibling: ``python bench/<script>.py`` puts bench/ on the path, on the
+lent GPU too): a file lock, a run's config with ``key.path=value`` changes, a run's crops, a CSV's rows
+replaced, the Real arm's plan, an error's first line, a timer."""
 
 from __future__ import annotations
 
@@ -9,12 +10,24 @@ import fcntl
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+
+class Data:
+    """The crops of a workflow run folder (``results/data``): its split, the paths of its cases."""
+
+    def __init__(self, run: Path):
+        self.folder = run / "results" / "data"
+        self.split = json.loads((self.folder / "splits.json").read_text())
+
+    def paths(self, kind: str, cases) -> list[Path]:
+        return [self.folder / kind / f"{c}.nii.gz" for c in cases]
 
 
 @contextlib.contextmanager
@@ -27,6 +40,25 @@ def locked(path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def first_line(err: BaseException, width: int = 200) -> str:
+    """The first line of an error's message (its type's name if it has none), for a row's note."""
+    text = str(err).strip()
+    return text.splitlines()[0][:width] if text else type(err).__name__
+
+
+def timed(device, work, repeats: int = 1) -> float:
+    """Seconds per call of ``work(i)`` (``i``: its index), a CUDA ``device``'s queue drained before and after."""
+    import torch
+
+    sync = torch.cuda.synchronize if getattr(device, "type", None) == "cuda" else (lambda: None)
+    sync()
+    started = time.perf_counter()
+    for i in range(repeats):
+        work(i)
+    sync()
+    return (time.perf_counter() - started) / repeats
 
 
 def config_with(overlays, sets: list[str]) -> dict:
@@ -54,27 +86,19 @@ def with_sets(config: dict, sets: list[str]) -> dict:
     return config
 
 
-def recorded_nnunet(path: Path) -> dict:
-    """``nnunet`` settings recorded beside cached runs, newer schema keys at their (then) defaults."""
-    from lungsynth.config import complete
-
-    return complete(yaml.safe_load(Path(path).read_text()), "nnunet")
-
-
-def replace_row(csv: Path, key: str | list[str], row: dict) -> None:
-    """Replace the row whose ``key`` column(s) equal ``row``'s in ``csv`` (locked)."""
-    import numpy as np
+def replace_rows(csv: Path, keys: list[str], rows, **read) -> None:
+    """Replace the rows of ``csv`` whose ``keys`` columns equal those of a row of ``rows`` (a table)
+    by ``rows``, keep the others (locked); ``read``: for ``pd.read_csv``."""
     import pandas as pd
 
     from lungsynth.io import write_csv
 
-    keys = [key] if isinstance(key, str) else list(key)
     with locked(csv.with_name(f".{csv.name}.lock")):
-        table = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
+        table = pd.read_csv(csv, **read) if csv.exists() else pd.DataFrame()
         if len(table) and all(k in table for k in keys):   # a key column the table lacks: no row is the same
-            same = np.logical_and.reduce([table[k].astype(str) == str(row[k]) for k in keys])
-            table = table[~same]
-        write_csv(csv, pd.concat([table, pd.DataFrame([row])], ignore_index=True), float_format="%.4g")
+            mine = set(rows[keys].astype(str).itertuples(index=False, name=None))
+            table = table[[r not in mine for r in table[keys].astype(str).itertuples(index=False, name=None)]]
+        write_csv(csv, pd.concat([table, rows], ignore_index=True), float_format="%.4g")
 
 
 def real_arm_plan(run: Path, config: dict, out: Path, threads: int) -> Path:
@@ -83,16 +107,13 @@ def real_arm_plan(run: Path, config: dict, out: Path, threads: int) -> Path:
     from lungsynth.arms import REFERENCE
     from lungsynth.pipeline import nnunet
 
-    n = config["nnunet"]
-    data = run / "results" / "data"
-    split = json.loads((data / "splits.json").read_text())
+    n, data = config["nnunet"], Data(run)
     key = hashlib.sha256(json.dumps(n["plan"], sort_keys=True).encode()).hexdigest()[:10]
     root = out / f"plan-{key}"
     with locked(out / ".plan.lock"):
         if not (root / "preprocessed").exists():
-            paths = lambda cases, kind: [data / kind / f"{c}.nii.gz" for c in cases]  # noqa: E731
-            nnunet.raw_dataset(REFERENCE.token, {"real": (paths(split["train"], "images"), paths(split["train"], "masks"))},
-                               (paths(split["validation"], "images"), paths(split["validation"], "masks")),
-                               root / "raw", REFERENCE.dataset_name(n["datasets"][REFERENCE.token]), "copy")
+            pair = lambda part: tuple(data.paths(kind, data.split[part]) for kind in ("images", "masks"))  # noqa: E731
+            nnunet.raw_dataset(REFERENCE.token, {"real": pair("train")}, pair("validation"), root / "raw",
+                               REFERENCE.dataset_name(n["datasets"][REFERENCE.token]), "copy")
             nnunet.plan(root / "raw", root / "preprocessed", n["plan"], threads)
     return root / "preprocessed"

@@ -1,19 +1,16 @@
-"""One lent GPU, one call: the CUDA paths at the paper's sizes, and a GPU-scale recipe run.
-
-A GPU is lent only now and then, for minutes, on a machine with torch but without this project's
-environment or a network. So the work is split in three:
+"""One lent GPU (for minutes, torch only, no network), one call: the CUDA paths at the paper's sizes
+and a GPU-scale recipe run, in three steps:
 
     .venv/bin/python bench/cuda_check.py pack --run runs/benchmark --out .gpu      # here: data, settings
     python3 bench/cuda_check.py gpu --pack .gpu --out $OUT --deadline 500          # there (PYTHONPATH=src)
     .venv/bin/python bench/cuda_check.py unpack --results DIR --pack .gpu --run runs/benchmark   # here
 
-Part 1 runs config/lidc.yaml's net, patch and crop through the project's Trainer, sampler and
-checkpoint code on CUDA, in fp32 and bf16, with seconds and the allocator's peaks (``cuda_paper.csv``;
-out of memory is a result). Part 2 trains the benchmark's DDPM at GPU scale for a wall-clock budget
-and samples the harness's masks; ``unpack`` files it where ``bench/ddpm_recipe.py`` only scores it.
-Every case runs under ``--deadline``: one that would start too late is skipped, one still running
-at the deadline is stopped, and an error (a sticky CUDA error included) is that case's row.
-What each part answers: docs/benchmark.md, "On a GPU".
+Part 1: config/lidc.yaml's net, patch and crop through the project's Trainer, sampler and checkpoint
+code on CUDA, fp32 and bf16, seconds and allocator peaks (``cuda_paper.csv``; out of memory is a result).
+Part 2: the benchmark's DDPM trained at GPU scale for a wall-clock budget, the harness's masks sampled;
+``unpack`` files it where ``bench/ddpm_recipe.py`` only scores it. Under ``--deadline`` a case that
+would start too late is skipped, one still running is stopped, an error (a sticky CUDA error too) is
+its row (what each part answers: docs/benchmark.md, "On a GPU").
 """
 
 from __future__ import annotations
@@ -30,12 +27,14 @@ import signal
 import sys
 import time
 import types
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from benchlib import ROOT, Data, config_with, first_line, timed
 
 log = logging.getLogger("cuda_check")
 
@@ -53,24 +52,18 @@ MODEL_LIMIT_BYTES = 15 * 2**20           # what one file back from the lent mach
 def pack(run: Path, out: Path, overlays: list[Path]) -> None:
     """The training crops, the first validation masks and every setting the GPU side needs, resolved
     and validated here (the GPU machine has no config overlays to read)."""
-    from benchlib import config_with
-    from lungsynth.pipeline.ddpm import read_training_set
     from lungsynth.io import read_nifti
+    from lungsynth.pipeline.ddpm import read_training_set
 
-    split = json.loads((run / "results" / "data" / "splits.json").read_text())
-    folder = run / "results" / "data"
-    train = split["train"]
-    images, masks, spacing = read_training_set([folder / "images" / f"{c}.nii.gz" for c in train],
-                                               [folder / "masks" / f"{c}.nii.gz" for c in train])
-    validation = split["validation"][:MASKS]
+    data = Data(run)
+    train, validation = data.split["train"], data.split["validation"][:MASKS]
+    images, masks, spacing = read_training_set(data.paths("images", train), data.paths("masks", train))
+    validation_masks = [read_nifti(p)[0] for p in data.paths("masks", validation)]
     arrays = {"images": np.stack(images).astype(np.int16), "masks": np.stack(masks).astype(np.uint8),
-              "validation_masks": np.stack([read_nifti(folder / "masks" / f"{c}.nii.gz")[0] for c in validation])
-              .astype(np.uint8)}
-    variants = []
-    for suffix, sampling_sets in SAMPLERS.items():
-        config = config_with(overlays, SETS + sampling_sets)
-        variants.append({"name": MODEL + suffix, "sets": SETS + sampling_sets, "ddpm": config["ddpm"],
-                         "sampling": config["sampling"]})
+              "validation_masks": np.stack(validation_masks).astype(np.uint8)}
+    configs = {MODEL + suffix: (SETS + more, config_with(overlays, SETS + more)) for suffix, more in SAMPLERS.items()}
+    variants = [{"name": name, "sets": sets, "ddpm": c["ddpm"], "sampling": c["sampling"]}
+                for name, (sets, c) in configs.items()]
     paper = config_with([ROOT / "config" / "lidc.yaml"], [])
     meta = {"train": train, "validation": validation, "spacing": spacing, "seeds": SEEDS, "variants": variants,
             "paper": {"ddpm": paper["ddpm"], "volume_size": paper["preprocess"]["volume_size"]}}
@@ -88,43 +81,19 @@ class Clock:
     """Seconds left before ``deadline`` (from the start of the call)."""
 
     def __init__(self, deadline: float):
-        self.started, self.deadline = time.perf_counter(), deadline
+        self.end = time.perf_counter() + deadline
 
     def left(self) -> float:
-        return self.deadline - (time.perf_counter() - self.started)
-
-
-def cuda_memory(device) -> dict:
-    import torch
-
-    if device.type != "cuda":
-        return {}
-    return {"cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20),
-            "cuda_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20)}
+        return self.end - time.perf_counter()
 
 
 def fresh(device) -> None:
     """Free what the last case left and reset the allocator's peaks."""
-    import torch
-
     gc.collect()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-
-
-def timed(device, work, repeats: int = 1) -> float:
-    """Seconds per call of ``work()``, the device's queue drained before and after."""
-    import torch
-
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    started = time.perf_counter()
-    for i in range(repeats):
-        work(i)
-    sync()
-    return (time.perf_counter() - started) / repeats
 
 
 class Deadline(Exception):
@@ -147,17 +116,10 @@ def deadline_after(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
-
-
 def measured(case: dict, device, clock: Clock, need: float, work, reserve: float = 0.0) -> dict:
-    """Run ``work()`` (returns a dict of figures) as one case: its memory peak; out of memory, an
-    error or the deadline as its status; skipped if fewer than ``need`` + ``reserve`` seconds are
-    left. Nothing a case raises, a sticky CUDA error in the cleanup included, ends the call."""
-    import torch
-
+    """``work()`` (a dict of figures) as one case with its memory peak; out of memory, an error or the
+    deadline as its status; skipped with under ``need`` + ``reserve`` seconds left. Nothing a case
+    raises (a sticky CUDA error in the cleanup too) ends the call."""
     if clock.left() < need + reserve:
         return {**case, "status": f"skipped: {clock.left():.0f} s left, needs ~{need + reserve:.0f}"}
     try:
@@ -166,13 +128,13 @@ def measured(case: dict, device, clock: Clock, need: float, work, reserve: float
             result = {**case, **work(), "status": "ok"}
     except Deadline as err:
         result = {**case, "status": "stopped", "note": str(err)}
-    except getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError) as err:
-        result = {**case, "status": "out of memory", "note": first_line(err)}
     except Exception as err:   # noqa: BLE001 - a case that fails is a row, the others still run
-        text = first_line(err)
-        result = {**case, "status": "out of memory" if "out of memory" in text.lower() else "error", "note": text}
+        oom = isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in first_line(err).lower()
+        result = {**case, "status": "out of memory" if oom else "error", "note": first_line(err)}
     try:
-        result.update(cuda_memory(device))
+        if device.type == "cuda":
+            result.update(cuda_peak_mb=round(torch.cuda.max_memory_allocated() / 2**20),
+                          cuda_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20))
         fresh(device)
     except Exception as err:   # noqa: BLE001 - e.g. a sticky CUDA error: the next cases say so too
         result["note"] = f"{result.get('note', '')}; cleanup failed: {first_line(err)}".lstrip("; ")
@@ -182,11 +144,8 @@ def measured(case: dict, device, clock: Clock, need: float, work, reserve: float
 
 def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, reserve: float,
                 write_rows) -> list[dict]:
-    """Part 1: the paper-scale net's training and sampling paths on ``device``; ``write_rows(rows)``
-    after each case (a call cut short keeps what it measured), ``folder`` for the checkpoint's
-    round trip, ``reserve`` seconds kept free at the end."""
-    import torch
-
+    """Part 1: the paper net's training and sampling paths on ``device``; ``write_rows(rows)`` after each
+    case (a call cut short keeps them), ``folder`` for the checkpoint's round trip, ``reserve`` s kept."""
     from lungsynth.ddpm.checkpoint import load_model, save_model
     from lungsynth.ddpm.network import build_network, network_config
     from lungsynth.ddpm.sample import sample_case, sample_volume
@@ -209,59 +168,51 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, rese
         return DdpmSettings.from_config(spec)
 
     def train_case(size, p, bf16, steps):
-        def work():
-            hu = torch.full((1, *size), -700, dtype=torch.int16)
-            trainer = Trainer(settings_for(p, bf16), hu, torch.zeros_like(hu, dtype=torch.uint8), device)
-            trainer.step(1)                                           # allocates AdamW's state
-            return {"seconds": timed(device, lambda i: trainer.step(2 + i), steps), "per": "training step",
-                    "note": f"mean of {steps} steps after one"}
-        return work
+        hu = torch.full((1, *size), -700, dtype=torch.int16)
+        trainer = Trainer(settings_for(p, bf16), hu, torch.zeros_like(hu, dtype=torch.uint8), device)
+        trainer.step(1)                                           # allocates AdamW's state
+        return {"seconds": timed(device, lambda i: trainer.step(2 + i), steps), "per": "training step",
+                "note": f"mean of {steps} steps after one"}
 
     def net_call(size, bf16):
-        def work():
-            model = build_network(network_config(settings_for(patch, bf16).network)).to(device).eval()
-            x, t = torch.zeros((1, 5, *size), device=device), torch.tensor([500], device=device)
-            with torch.no_grad(), autocast(device, bf16):
-                model(x, t)
-                return {"seconds": timed(device, lambda i: model(x, t)), "per": "network call"}
-        return work
+        model = build_network(network_config(settings_for(patch, bf16).network)).to(device).eval()
+        x, t = torch.zeros((1, 5, *size), device=device), torch.tensor([500], device=device)
+        with torch.no_grad(), autocast(device, bf16):
+            model(x, t)
+            return {"seconds": timed(device, lambda i: model(x, t)), "per": "network call"}
 
     def full_sample(bf16, steps):
         """A checkpoint written from the GPU, read back (on the CPU too), and one whole crop generated."""
-        def work():
-            hu = torch.full((1, *volume), -700, dtype=torch.int16)
-            settings = settings_for(patch, bf16)
-            trainer = Trainer(settings, hu, torch.zeros_like(hu, dtype=torch.uint8), device)
-            trainer.step(1)
-            path = folder / "paper-model.pt"
-            save_model(path, trainer.ema.module, settings=settings, network=trainer.network, volume_size=volume,
-                       spacing=None, data_hash="cuda-check", step=1)
-            assert next(load_model(path, "cpu").model.parameters()).device.type == "cpu"
-            loaded = load_model(path, device)
-            mask = np.zeros(volume, dtype=np.uint8)
-            mask[tuple(slice(s // 2 - 3, s // 2 + 3) for s in volume)] = 1
-            sampling = SamplingSettings.from_config({"sampler": "ddim", "steps": steps, "mode": "whole", "bf16": bf16})
-            out = {}
-            seconds = timed(device, lambda i: out.update(hu=sample_case(loaded, mask, case_id="cuda-check",
-                                                                        settings=sampling, device=device)))
-            path.unlink()
-            assert out["hu"].shape == tuple(volume) and out["hu"].dtype == np.int16
-            return {"seconds": seconds, "per": f"whole crop, DDIM-{steps}",
-                    "note": f"x {1000 / steps:.0f} for the paper's 1000-step DDPM: ~{seconds * 1000 / steps:.0f} s; "
-                            f"HU {int(out['hu'].min())}..{int(out['hu'].max())}; checkpoint read back on the CPU"}
-        return work
+        hu = torch.full((1, *volume), -700, dtype=torch.int16)
+        settings = settings_for(patch, bf16)
+        trainer = Trainer(settings, hu, torch.zeros_like(hu, dtype=torch.uint8), device)
+        trainer.step(1)
+        path = folder / "paper-model.pt"
+        save_model(path, trainer.ema.module, settings=settings, network=trainer.network, volume_size=volume,
+                   spacing=None, data_hash="cuda-check", step=1)
+        assert next(load_model(path, "cpu").model.parameters()).device.type == "cpu"
+        loaded = load_model(path, device)
+        mask = np.zeros(volume, dtype=np.uint8)
+        mask[tuple(slice(s // 2 - 3, s // 2 + 3) for s in volume)] = 1
+        sampling = SamplingSettings.from_config({"sampler": "ddim", "steps": steps, "mode": "whole", "bf16": bf16})
+        out = {}
+        seconds = timed(device, lambda i: out.update(hu=sample_case(loaded, mask, case_id="cuda-check",
+                                                                    settings=sampling, device=device)))
+        path.unlink()
+        assert out["hu"].shape == tuple(volume) and out["hu"].dtype == np.int16
+        return {"seconds": seconds, "per": f"whole crop, DDIM-{steps}",
+                "note": f"x {1000 / steps:.0f} for the paper's 1000-step DDPM: ~{seconds * 1000 / steps:.0f} s; "
+                        f"HU {int(out['hu'].min())}..{int(out['hu'].max())}; checkpoint read back on the CPU"}
 
     def windowed(size, bf16, overlap, window_batch, steps):
-        def work():
-            settings = settings_for(patch, bf16)
-            model = build_network(network_config(settings.network)).to(device).eval()
-            seconds = timed(device, lambda i: sample_volume(
-                model, np.zeros(size, dtype=np.uint8), settings.schedule, sampler="ddim", steps=steps,
-                mode="windowed", window=patch, overlap=overlap, window_batch=window_batch, bf16=bf16, device=device,
-                generator=torch.Generator(device=device).manual_seed(0))) / steps
-            return {"seconds": seconds, "per": "sampling step (all windows)",
-                    "note": f"{window_batch} windows per call; DDIM-50 ~{50 * seconds:.0f} s"}
-        return work
+        settings = settings_for(patch, bf16)
+        model = build_network(network_config(settings.network)).to(device).eval()
+        seconds = timed(device, lambda i: sample_volume(
+            model, np.zeros(size, dtype=np.uint8), settings.schedule, sampler="ddim", steps=steps,
+            mode="windowed", window=patch, overlap=overlap, window_batch=window_batch, bf16=bf16, device=device,
+            generator=torch.Generator(device=device).manual_seed(0))) / steps
+        return {"seconds": seconds, "per": "sampling step (all windows)",
+                "note": f"{window_batch} windows per call; DDIM-50 ~{50 * seconds:.0f} s"}
 
     def case(mode, size, p, bf16, overlap=None):
         return {"part": "paper", "net": "paper", "mode": mode, "size": "x".join(map(str, size)),
@@ -269,20 +220,15 @@ def paper_cases(meta: dict, device, clock: Clock, tiny: bool, folder: Path, rese
                 "precision": "bf16 autocast" if bf16_is_used(device, bf16) else
                 "fp32 (bf16 asked for, not used here)" if bf16 else "fp32"}
 
-    plan = []
-    for bf16 in (True, False):
-        plan.append((case("train patch-wise", big, patch, bf16), 15, train_case(big, patch, bf16, 5)))
-    for bf16 in (True, False):
-        plan.append((case("train whole volume", volume, None, bf16), 25, train_case(volume, volume, bf16, 3)))
-    for bf16 in (True, False):
-        plan.append((case("sample whole", volume, None, bf16), 10, net_call(volume, bf16)))
-    ddim = 2 if tiny else 50
-    plan.append((case(f"sample whole, DDIM-{ddim} crop", volume, None, True), 30, full_sample(True, ddim)))
-    plan.append((case("sample windowed", huge, patch, True, 0.25), 40, windowed(huge, True, 0.25, 4, 2)))
-    for bf16 in (True, False):
-        plan.append((case("train whole volume", big, None, bf16), 40, train_case(big, big, bf16, 1)))
-    plan.append((case("sample whole", big, None, True), 15, net_call(big, True)))
-    plan.append((case("sample whole", huge, None, True), 30, net_call(huge, True)))
+    both, ddim = (True, False), 2 if tiny else 50   # bf16 autocast, fp32
+    plan = [(case("train patch-wise", big, patch, b), 15, partial(train_case, big, patch, b, 5)) for b in both]
+    plan += [(case("train whole volume", volume, None, b), 25, partial(train_case, volume, volume, b, 3)) for b in both]
+    plan += [(case("sample whole", volume, None, b), 10, partial(net_call, volume, b)) for b in both]
+    plan += [(case(f"sample whole, DDIM-{ddim} crop", volume, None, True), 30, partial(full_sample, True, ddim)),
+             (case("sample windowed", huge, patch, True, 0.25), 40, partial(windowed, huge, True, 0.25, 4, 2))]
+    plan += [(case("train whole volume", big, None, b), 40, partial(train_case, big, big, b, 1)) for b in both]
+    plan += [(case("sample whole", s, None, True), need, partial(net_call, s, True))
+             for s, need in ((big, 15), (huge, 30))]
     for spec, need, work in plan:
         rows.append(measured(spec, device, clock, need, work, reserve))
         write_rows(rows)
@@ -295,14 +241,9 @@ def gpu(args) -> int:
         import SimpleITK  # noqa: F401
     except ImportError:   # the lent machine's image lacks it; the DDPM's paths here never read NIfTI
         sys.modules["SimpleITK"] = types.ModuleType("SimpleITK")
-    import pandas as pd
-    import torch
-
     from lungsynth.runtime import bf16_is_used, resolve_device
 
-    clock = Clock(args.deadline)
-    device = resolve_device(args.device)
-    out = args.out
+    clock, device, out = Clock(args.deadline), resolve_device(args.device), args.out
     out.mkdir(parents=True, exist_ok=True)
     meta = json.loads((args.pack / "pack.json").read_text())
     info = {"torch": torch.__version__, "device": str(device),
@@ -371,10 +312,9 @@ def recipe_run(meta: dict, args, device, out: Path, clock: Clock, records: dict)
         volumes, seconds = {}, []
         for case, mask in zip(meta["validation"], data["validation_masks"]):
             for s in range(meta["seeds"]):
-                started = time.perf_counter()
-                volumes[f"{case}_s{s}"] = sample_case(loaded, mask, case_id=case, device=device,
-                                                      settings=base.replace(seed=base.seed + s), spacing=meta["spacing"])
-                seconds.append(time.perf_counter() - started)
+                seconds.append(timed(device, lambda i: volumes.update({f"{case}_s{s}": sample_case(
+                    loaded, mask, case_id=case, device=device, settings=base.replace(seed=base.seed + s),
+                    spacing=meta["spacing"])})))
         np.savez_compressed(out / f"{variant['name']}.npz", **volumes)
         records["variants"][variant["name"]] = {**record, "sample_seconds": float(np.mean(seconds))}
         (out / "records.json").write_text(json.dumps(records, indent=1))
@@ -388,19 +328,16 @@ def recipe_run(meta: dict, args, device, out: Path, clock: Clock, records: dict)
 
 def unpack(results: Path, pack_dir: Path, run: Path, recipe: Path, overlays: list[Path]) -> None:
     """File each GPU variant where bench/ddpm_recipe.py finds it trained and sampled."""
-    import pandas as pd
     import yaml
 
-    from benchlib import config_with
     from lungsynth.io import read_nifti, write_csv, write_nifti
 
     sets_of = {v["name"]: v["sets"] for v in json.loads((pack_dir / "pack.json").read_text())["variants"]}
     records = json.loads((results / "records.json").read_text())
     folder = run / "results" / "data"
     for name, record in records["variants"].items():
-        sets = sets_of[name]
+        sets, out = sets_of[name], recipe / name
         config = config_with(overlays, sets)
-        out = recipe / name
         (out / "volumes" / "masks").mkdir(parents=True, exist_ok=True)
         arrays = np.load(results / f"{name}.npz")
         for volume_name in arrays.files:
@@ -428,7 +365,7 @@ def unpack(results: Path, pack_dir: Path, run: Path, recipe: Path, overlays: lis
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("pack", help="here: the data and settings the GPU side needs")
     g = sub.add_parser("gpu", help="there: part 1 (paper sizes) and part 2 (the recipe run)")

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# The DDPM A/B table (docs/benchmark/ddpm_ab.csv): every variant of the benchmark's DDPM in the same
-# CPU budget, two side by side on one thread each, resumable (a variant already in the CSV is
-# recomputed only from its cached training and volumes).
+# The DDPM A/B table (docs/benchmark/ddpm_ab.csv): every variant of the benchmark's DDPM in the same CPU
+# budget, two side by side on one thread each, resumable (from cached trainings and volumes).
 #   bench/ddpm_ab.sh [runs/benchmark] [budget seconds]          (JUDGE=strong: the second judge)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +11,7 @@ PY=${PYTHON:-.venv/bin/python}
 # nodule), pinned here since config/benchmark.yaml has taken up two of the variants since
 BASE="--set ddpm.training.lr_schedule=constant --set ddpm.training.nodule_patch_fraction=0.5"
 H="$PY bench/ddpm_recipe.py --run $RUN --config config/benchmark.yaml $BASE --budget $BUDGET --threads 1"
-# the table's two judges as settings over config/benchmark.yaml; JUDGE=strong scores the cached
-# variants again with the second (nothing trains or samples again)
+# the table's two judges over config/benchmark.yaml; JUDGE=strong rescores the cached variants
 WEAK="--judge frozen-model --judge-set nnunet.train.epochs=24 --judge-set nnunet.train.initial_lr=0.01
   --judge-set nnunet.train.bf16=false --judge-set nnunet.predict.bf16=false
   --judge-set nnunet.predict.checkpoint=checkpoint_final.pth --judge-set nnunet.predict.lung_margin_mm=null"

@@ -28,8 +28,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchlib import ROOT, config_with, locked, real_arm_plan, recorded_nnunet, replace_row, with_sets
+from benchlib import ROOT, Data, config_with, locked, real_arm_plan, replace_rows, with_sets
 from lungsynth.arms import REFERENCE
+from lungsynth.config import complete
 from lungsynth.ddpm.probe import LossProbe
 from lungsynth.ddpm.quality import lung_hu_sample, nodule_like_blobs, spacing_zyx, volume_quality
 from lungsynth.ddpm.sample import sample_case
@@ -49,19 +50,7 @@ CALIBRATION_STEPS = 10
 JUDGE = "frozen-model"
 
 
-class Data:
-    """The crops of a workflow run folder: training set, validation masks and images."""
-
-    def __init__(self, run: Path):
-        self.folder = run / "results" / "data"
-        self.split = json.loads((self.folder / "splits.json").read_text())
-
-    def paths(self, kind: str, cases) -> list[Path]:
-        return [self.folder / kind / f"{c}.nii.gz" for c in cases]
-
-
 # ----------------------------------------------------------------------------- training
-
 
 def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float, threads: int,
                     layout: str, probe_every: int) -> dict:
@@ -69,12 +58,10 @@ def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float
     record_path = out / "training.json"
     train = data.split["train"]
     images, masks, spacing = read_training_set(data.paths("images", train), data.paths("masks", train))
-    validation = data.split["validation"]
 
     @functools.cache
     def validation_set():   # read only when a probe runs (not for a training that is already done)
-        images, masks, _ = read_training_set(data.paths("images", validation), data.paths("masks", validation))
-        return images, masks
+        return read_training_set(*(data.paths(kind, data.split["validation"]) for kind in ("images", "masks")))[:2]
 
     if record_path.exists():
         record = json.loads(record_path.read_text())
@@ -91,8 +78,7 @@ def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float
             training=settings.training.replace(steps=CALIBRATION_STEPS)), out / "calibration" / "model.pt",
             threads=threads, progress=False, layout=layout, checkpoint_every=CALIBRATION_STEPS,
             on_checkpoint=time_one_probe)
-        rows = calibration.losses
-        bare = float(rows["cpu_seconds"].diff().iloc[2:].median())  # the first steps allocate
+        bare = float(calibration.losses["cpu_seconds"].diff().iloc[2:].median())  # the first steps allocate
         per_step = bare + probe_cpu.get("seconds", 0.0) / probe_every
         record = {"cpu_seconds_per_step": per_step, "bare_step_cpu_seconds": bare,
                   "probe_cpu_seconds": probe_cpu.get("seconds", 0.0),
@@ -127,16 +113,15 @@ def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float
 
 # ----------------------------------------------------------------------------- the frozen model
 
-
 def frozen_model(data: Data, config: dict, out: Path, threads: int) -> Path:
-    """nnU-Net trained once on the real training crops (the Real arm's run 1 of ``config``'s
-    ``nnunet``), cached in ``out`` with those settings (``nnunet.yaml``): a judge is never reused
-    under other settings."""
+    """nnU-Net trained once on the real training crops (the Real arm's run 1 of ``config``'s ``nnunet``),
+    cached in ``out`` with those settings (``nnunet.yaml``): never reused under other settings."""
     from lungsynth.pipeline import nnunet
 
     model, recorded = out / "model", out / "nnunet.yaml"
     with locked(out / ".lock"):
-        if recorded.exists() and recorded_nnunet(recorded) != config["nnunet"]:
+        # recorded settings with newer schema keys at their (then) defaults
+        if recorded.exists() and complete(yaml.safe_load(recorded.read_text()), "nnunet") != config["nnunet"]:
             raise SystemExit(f"judge {out}: trained with other nnunet settings ({recorded}); "
                              "name another --judge or delete the folder")
         if (model / "run.json").exists():
@@ -184,23 +169,18 @@ def real_reference(data: Data, config: dict, cache: Path, model: Path, cases, th
             rows.append({**volume_quality(image_path.name, hu, mask, spacing_zyx(geometry), reference, q),
                          "blobs": nodule_like_blobs(hu, mask, spacing_zyx(geometry))})
         seg = segmentation_scores(model, data.paths("images", cases), data.paths("masks", cases), config, threads)
-        table = pd.DataFrame(rows)
-        result = {"wasserstein_lung_hu": float(table["wasserstein_lung_hu"].mean()),
-                  "contrast_hu": float(table["contrast_hu"].mean()),
-                  "lung_fraction": float(table["lung_fraction"].mean()),
-                  "blobs": float(table["blobs"].mean()),
-                  "dice": float(seg["dice"].mean()), "fp_voxels": float(seg["fp"].mean())}
+        means = pd.DataFrame(rows)[["wasserstein_lung_hu", "contrast_hu", "lung_fraction", "blobs"]].mean()
+        result = {**{k: float(v) for k, v in means.items()}, "dice": float(seg["dice"].mean()),
+                  "fp_voxels": float(seg["fp"].mean())}
         key.write_text(json.dumps(result, indent=1))
         return result
 
 
 # ----------------------------------------------------------------------------- scoring
 
-
 def sample_and_score(data: Data, config: dict, judge: dict, out: Path, model: Path, cases, seeds: int, threads: int,
                      window_batch: int) -> pd.DataFrame:
-    """Generate each mask with each seed (cached volumes) and score every volume (the frozen
-    ``model`` predicts with the ``judge`` config's settings)."""
+    """Each mask generated with each seed (cached) and every volume scored (``model`` with ``judge``'s settings)."""
     q = QualitySettings.from_config(config["quality"])
     base = SamplingSettings.from_config(config["sampling"])
     train = data.split["train"]
@@ -259,11 +239,8 @@ def summary_row(name: str, sets: list[str], record: dict, table: pd.DataFrame, r
 
 
 def comparable(settings: dict, section: str) -> dict:
-    """A ``ddpm:``/``sampling:`` section as two variants' models and volumes are compared: keys added
-    to the schema since at their defaults (which reproduce what a cached run did), and without
-    ddpm.training.steps, since the budget ends a training."""
-    from lungsynth.config import complete
-
+    """A ``ddpm:``/``sampling:`` section as variants are compared: keys added to the schema since at their
+    defaults (what a cached run did), without ddpm.training.steps (the budget ends a training)."""
     settings = copy.deepcopy(complete(settings or {}, section))
     settings.get("training", {}).pop("steps", None)
     return settings
@@ -293,8 +270,8 @@ def reuse(source: Path, out: Path, ddpm: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, required=True, help="workflow run folder holding results/data (crops, splits.json)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", type=Path, required=True, help="the workflow run folder (results/data: crops, splits.json)")
     p.add_argument("--config", type=Path, action="append", default=[], help="config overlay(s) over config/config.yaml")
     p.add_argument("--name", required=True, help="variant name (output folder, CSV row)")
     p.add_argument("--set", action="append", default=[], help="key=value, e.g. ddpm.training.lr_schedule=cosine")
@@ -303,10 +280,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=2, help="sampling seeds per mask (default 2)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--probe-every", type=int, default=100, help="steps between probe evaluations (and checkpoints)")
-    p.add_argument("--model-from", help="a variant with the same ddpm: settings whose trained model to reuse "
-                                        "(for variants that change only sampling)")
-    p.add_argument("--judge", default=JUDGE, help=f"the frozen real-data model's name (default {JUDGE}: the "
-                                                  "config's nnunet settings); cached in <out>/<judge>")
+    p.add_argument("--model-from", help="reuse this variant's trained model (same ddpm: settings; sampling changes)")
+    p.add_argument("--judge", default=JUDGE, help=f"the frozen real-data model (default {JUDGE}: the config's nnunet)")
     p.add_argument("--judge-set", action="append", default=[], help="key=value of the judge's nnunet settings")
     p.add_argument("--quick", action="store_true", help="a tiny net and judge, 5 CPU-s, 1 mask x 1 seed")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe")
@@ -319,8 +294,7 @@ def main(argv=None) -> int:
 
     config = config_with(args.config, args.set)
     settings = DdpmSettings.from_config(config["ddpm"])
-    data = Data(args.run)
-    out = args.out / args.name
+    data, out = Data(args.run), args.out / args.name
     out.mkdir(parents=True, exist_ok=True)
     check_cached_settings(out, config)
     (out / "config.yaml").write_text(yaml.safe_dump({k: config[k] for k in ("ddpm", "sampling", "execution")}))
@@ -338,7 +312,7 @@ def main(argv=None) -> int:
                              execution["sampling_window_batch"])
     write_csv(out / ("volumes.csv" if args.judge == JUDGE else f"volumes-{args.judge}.csv"), table.reset_index())
     row = summary_row(args.name, args.set, record, table, real, config["sampling"], args.judge)
-    replace_row(args.csv, ["variant", "judge"], row)   # variants may finish side by side
+    replace_rows(args.csv, ["variant", "judge"], pd.DataFrame([row]))   # variants may finish side by side
     print(pd.Series(row).to_string())
     return 0
 

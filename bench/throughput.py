@@ -5,35 +5,39 @@
         --csv docs/benchmark/nnunet_throughput.csv
     .venv/bin/python bench/throughput.py ddpm --quick                   # tiny sizes, seconds
 
-``ddpm``: one training step (forward, backward, AdamW, EMA) of the benchmark's net per kernel
-variant (fp32, bf16 autocast, each contiguous or channels_last_3d) and thread count, its FLOPs read
-against a plain matmul (the practical peak). ``nnunet``: the Real arm's training iteration
-(nnU-Net's loader and augmentation, then ``train_step``) and the project's sliding-window
-prediction of test cases, in fp32 and bf16, per thread count and augmentation workers; a rerun
-replaces its own rows and keeps those of other machines or oneDNN caps (``ONEDNN_MAX_CPU_ISA``).
-Every row carries the CPU model and flags: only rows of one CPU compare (docs/findings.md, rows 1-3).
+``ddpm``: one training step (forward, backward, AdamW, EMA) of the benchmark's net per kernel variant
+(fp32, bf16 autocast, each contiguous or channels_last_3d) and thread count, its FLOPs read against a
+plain matmul (the practical peak). ``nnunet``: the Real arm's training iteration (nnU-Net's loader and
+augmentation, then ``train_step``) and the project's sliding-window prediction of test cases, fp32 and
+bf16, per thread count and augmentation workers; a rerun replaces its own rows, keeps other machines'
+or oneDNN caps' (``ONEDNN_MAX_CPU_ISA``). Rows carry the CPU model and flags: only one CPU's compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, config_with, real_arm_plan
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchlib import ROOT, Data, config_with, first_line, real_arm_plan, replace_rows, timed
+from lungsynth.ddpm.settings import DdpmSettings
+from lungsynth.ddpm.train import Trainer
+from lungsynth.io import write_csv
+from lungsynth.runtime import bf16_is_used, cpu_description, set_threads
 
 DDPM_COLUMNS = ["net", "patch", "batch", "variant", "threads", "seconds_per_step", "steps_per_cpu_minute",
                 "gflop_per_step", "gflop_per_s", "status", "note", "cpu", "torch"]
-DDPM_VARIANTS = {  # name -> (bf16 autocast, memory layout)
-    "fp32": (False, "contiguous"),
-    "fp32 channels_last_3d": (False, "channels_last"),
-    "bf16": (True, "contiguous"),
-    "bf16 channels_last_3d": (True, "channels_last"),
-}
+DDPM_VARIANTS = {"fp32": (False, "contiguous"), "fp32 channels_last_3d": (False, "channels_last"),
+                 "bf16": (True, "contiguous"), "bf16 channels_last_3d": (True, "channels_last")}  # bf16, layout
 NNUNET_VARIANTS = {"fp32": False, "bf16": True}  # name -> bf16 autocast
 NNUNET_KEY = ["stage", "variant", "plan", "threads", "augmentation_workers", "cpu"]
 
@@ -42,44 +46,29 @@ NNUNET_KEY = ["stage", "variant", "plan", "threads", "augmentation_workers", "cp
 
 def ddpm_case(case: dict) -> dict:
     """Seconds and FLOPs per step (or per matmul) of one case."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from lungsynth.ddpm.settings import DdpmSettings
-    from lungsynth.ddpm.train import Trainer
-    from lungsynth.runtime import bf16_is_used
-
     torch.set_num_threads(case["threads"])
     bf16, layout = DDPM_VARIANTS[case["variant"]]
     if case["what"] == "matmul":
         n, dtype = case["size"], torch.bfloat16 if bf16 else torch.float32
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
-        started = time.perf_counter()
-        for _ in range(case["repeats"]):
-            a @ b
-        return {"seconds_per_step": (time.perf_counter() - started) / case["repeats"], "gflop_per_step": 2 * n**3 / 1e9}
+        return {"seconds_per_step": timed(None, lambda i: a @ b, case["repeats"]), "gflop_per_step": 2 * n**3 / 1e9}
     settings = DdpmSettings.from_config({
         "network": {"channels": case["channels"], "norm_num_groups": 8},
         "schedule": {"prediction_type": "v_prediction"},
         "training": {"patch_size": [case["patch"]] * 3, "batch_size": case["batch"], "bf16": bf16,
                      "steps": 10_000, "warmup_steps": 0}})
-    g = torch.Generator().manual_seed(0)
     side = max(64, case["patch"])
-    hu = (torch.randn((2, side, side, side), generator=g) * 300 - 700).to(torch.int16)
+    hu = (torch.randn((2, side, side, side), generator=torch.Generator().manual_seed(0)) * 300 - 700).to(torch.int16)
     nodules = torch.zeros_like(hu, dtype=torch.uint8)
-    nodules[:, side // 2 - 3:side // 2 + 3, side // 2 - 3:side // 2 + 3, side // 2 - 3:side // 2 + 3] = 1
+    nodules[(slice(None), *[slice(side // 2 - 3, side // 2 + 3)] * 3)] = 1
     trainer = Trainer(settings, hu, nodules, torch.device("cpu"), layout)
     used = bf16_is_used(torch.device("cpu"), bf16)
     with FlopCounterMode(display=False) as counter:
         trainer.step(1)
-    started = time.perf_counter()
-    trainer.step(2)   # warm-up
-    warm_up = time.perf_counter() - started
-    started, cpu = time.perf_counter(), time.process_time()
-    for step in range(3, 3 + case["repeats"]):
-        trainer.step(step)
-    seconds = (time.perf_counter() - started) / case["repeats"]
+    warm_up = timed(None, lambda i: trainer.step(2))
+    cpu = time.process_time()
+    seconds = timed(None, lambda i: trainer.step(3 + i), case["repeats"])
     return {"seconds_per_step": seconds, "gflop_per_step": counter.get_total_flops() / 1e9,
             "note": f"warm-up {warm_up:.1f} s; {(time.process_time() - cpu) / case['repeats']:.2f} CPU s/step"
                     + ("; bf16 asked for, fp32 run (no fast bf16 kernels)" if bf16 and not used else "")}
@@ -87,22 +76,15 @@ def ddpm_case(case: dict) -> dict:
 
 def ddpm_cases(args) -> list[dict]:
     """Every kernel variant and thread count of the step; then the matmul."""
-    channels, patch, batch, threads = args.channels, args.patch, args.batch, args.threads
     if args.quick:
-        channels, patch, threads, args.repeats = [8, 16, 16], 16, [1], 2
-    out = [{"what": "step", "channels": channels, "patch": patch, "batch": batch, "variant": variant, "threads": t,
-            "repeats": args.repeats} for variant in DDPM_VARIANTS for t in threads]
+        args.channels, args.patch, args.threads, args.repeats = [8, 16, 16], 16, [1], 2
+    out = [{"what": "step", "channels": args.channels, "patch": args.patch, "batch": args.batch, "variant": variant,
+            "threads": t, "repeats": args.repeats} for variant in DDPM_VARIANTS for t in args.threads]
     return out + [{"what": "matmul", "size": 1024 if args.quick else 2048, "variant": variant, "threads": t,
-                   "repeats": 10} for variant in ("fp32", "bf16") for t in threads]
+                   "repeats": 10} for variant in ("fp32", "bf16") for t in args.threads]
 
 
 def ddpm(args) -> int:
-    import pandas as pd
-    import torch
-
-    from lungsynth.io import write_csv
-    from lungsynth.runtime import cpu_description
-
     rows, todo, threads = [], ddpm_cases(args), torch.get_num_threads()
     for i, case in enumerate(todo, 1):
         print(f"[{i}/{len(todo)}] {case}", file=sys.stderr, flush=True)
@@ -115,7 +97,7 @@ def ddpm(args) -> int:
             row["steps_per_cpu_minute"] = 60.0 / (row["seconds_per_step"] * row["threads"])
             row["gflop_per_s"] = row["gflop_per_step"] / row["seconds_per_step"]
         except Exception as err:   # noqa: BLE001 - a case that fails is a row
-            row.update(status="error", note=str(err).strip().splitlines()[0][:160] if str(err).strip() else "?")
+            row.update(status="error", note=first_line(err, 160))
         finally:
             torch.set_num_threads(threads)
         rows.append(row)
@@ -132,12 +114,8 @@ def time_training(preprocessed_dataset: Path, plan, train, bf16: bool, threads: 
                   iterations: int, warmup: int, out: Path) -> dict:
     """Seconds per training iteration (data loading + ``train_step``) after ``warmup`` iterations;
     leaves ``checkpoint_final.pth`` under ``out`` for the prediction timing."""
-    import numpy as np
-    import torch
-
     from lungsynth.nnunet.environment import nnunet_environment
     from lungsynth.nnunet.run import new_trainer
-    from lungsynth.runtime import bf16_is_used, set_threads
 
     set_threads(threads)
     device = torch.device("cpu")
@@ -165,41 +143,28 @@ def time_training(preprocessed_dataset: Path, plan, train, bf16: bool, threads: 
 
 def time_prediction(model_dir: Path, images: list[Path], predict, bf16: bool, threads: int, tile_batch: int) -> dict:
     """Seconds per case of the project's in-process prediction, after one warm-up case."""
-    import numpy as np
-    import torch
-
     from lungsynth.nnunet.environment import nnunet_environment
     from lungsynth.nnunet.run import load_predictor, predict_image
-    from lungsynth.runtime import bf16_is_used
 
     predict = dataclasses.replace(predict, bf16=bf16)
-    seconds = []
     with nnunet_environment():
         predictor = load_predictor(model_dir, predict, threads=threads, device="cpu", tile_batch=tile_batch)
-        for i, image in enumerate([images[0], *images]):
-            started = time.perf_counter()
-            predict_image(predictor, image)
-            if i:
-                seconds.append(time.perf_counter() - started)
+        predict_image(predictor, images[0])   # warm-up
+        seconds = [timed(None, lambda i: predict_image(predictor, image)) for image in images]
     return {"bf16_used": bf16_is_used(torch.device("cpu"), bf16), "seconds": float(np.mean(seconds)),
             "n": len(images)}
 
 
 def nnunet_table(run: Path, config: dict, args):
-    import numpy as np
-    import pandas as pd
-
     from lungsynth.nnunet.settings import PlanSettings, PredictSettings, TrainSettings
     from lungsynth.pipeline.nnunet import only_dataset
-    from lungsynth.runtime import cpu_description
 
     n = config["nnunet"]
     plan, train, predict = (PlanSettings.from_config(n["plan"]), TrainSettings.from_config(n["train"]),
                             PredictSettings.from_config(n["predict"]))
     dataset = only_dataset(real_arm_plan(run, config, args.out, max(args.threads)))
-    data = run / "results" / "data"
-    test = json.loads((data / "splits.json").read_text())["test"][:args.cases]
-    images = [data / "images" / f"{c}.nii.gz" for c in test]
+    data = Data(run)
+    images = data.paths("images", data.split["test"][:args.cases])
     cpu, rows = cpu_description(), []
     with tempfile.TemporaryDirectory(dir=args.out) as scratch:
         model = Path(scratch) / "model"
@@ -227,12 +192,6 @@ def nnunet_table(run: Path, config: dict, args):
 
 
 def nnunet(args) -> int:
-    import logging
-
-    import pandas as pd
-
-    from lungsynth.io import write_csv
-
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     if args.quick:
         args.threads, args.iterations, args.warmup, args.cases = [1], 2, 1, 1
@@ -240,18 +199,13 @@ def nnunet(args) -> int:
     table = nnunet_table(args.run, config_with(args.config, args.set), args)
     print(table.drop(columns=["cpu"]).to_string(index=False))
     print("cpu:", table["cpu"].iloc[0])
-    if args.csv and args.csv.exists():   # a rerun replaces its own rows, keeps other machines'
-        old = pd.read_csv(args.csv, keep_default_na=False)
-        mine = set(table[NNUNET_KEY].astype(str).itertuples(index=False, name=None))
-        keep = [tuple(r) not in mine for r in old[NNUNET_KEY].astype(str).itertuples(index=False, name=None)]
-        table = pd.concat([old[keep], table], ignore_index=True)
-    if args.csv:
-        write_csv(args.csv, table, float_format="%.4g")
+    if args.csv:   # a rerun replaces its own rows, keeps other machines'
+        replace_rows(args.csv, NNUNET_KEY, table, keep_default_na=False)
     return 0
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="model", required=True)
     d = sub.add_parser("ddpm", help="DDPM training steps of the benchmark's net")
     d.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "ddpm_throughput.csv")
