@@ -11,7 +11,7 @@ still overrides any of them.
 Where the per-unit costs come from (docs/resources.md has the table):
 
 - DDPM memory per voxel: the tensors a training step and a sampling call allocate, counted by
-  ``bench/ddpm_memory.py --analytic`` for two nets (docs/benchmark/memory_analytic.csv), fitted
+  ``bench/memory.py net`` for two nets (docs/benchmark/memory_analytic.csv), fitted
   as ``bytes/voxel = S * (a + b * num_res_blocks)`` with ``S = sum_l c_l / 8^l``.
 - DDPM compute: the FLOPs of a training step of the benchmark net measured with torch's
   ``FlopCounterMode`` (docs/benchmark/ddpm_throughput.csv), scaled by ``sum_l c_l^2 / 8^l`` and
