@@ -68,6 +68,7 @@ NODULE_TABLE_CODE = "import sys; from lungsynth.pipeline.data import nodule_tabl
 FOLDER_MARKERS = {"workflow": "workflow", "slurm": "slurm", "real": "real", "bench": "bench"}
 
 
+@pytest.hookimpl(tryfirst=True)   # before pytest-xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """Mark each test by cost from its folder (``make test-fast`` runs ``-m unit``), and for
     pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) keep each test module on one worker,
