@@ -144,7 +144,7 @@ def judge_model(data: Data, config: dict, out: Path, name: str, sets: list[str],
 
 def segmentation_scores(model: Path, images, masks, config: dict, threads: int) -> pd.DataFrame:
     """The frozen model's Dice and false-positive voxels on each ``(image, mask)``."""
-    from lungsynth.cases import case_id_of
+    from lungsynth.case_ids import case_id_of
     from lungsynth.pipeline.fidelity import fidelity_dice
 
     pairs = {case_id_of(i): (str(i), str(m)) for i, m in zip(images, masks)}

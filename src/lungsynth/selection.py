@@ -82,7 +82,7 @@ def select_lidc(nodules: pd.DataFrame, criteria: NoduleCriteria, lidc_root, max_
 
 
 def select_nifti(pairs, max_cases: int, seed: int) -> pd.DataFrame:
-    """The user's cases (from :func:`lungsynth.nifti_source.pair_cases`); patient = case."""
+    """The user's cases (from :func:`lungsynth.nifti.source.pair_cases`); patient = case."""
     frame = pd.DataFrame({"case": [c for c, _, _ in pairs], "patient_id": [c for c, _, _ in pairs],
                           "image": [str(i) for _, i, _ in pairs], "mask": [str(m) for _, _, m in pairs]})
     return _sample(frame, max_cases, seed)

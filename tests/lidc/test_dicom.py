@@ -7,7 +7,7 @@ import pytest
 
 from lungsynth.errors import InputError
 from lungsynth.lidc.annotations import NoduleCriteria, cluster_nodules
-from lungsynth.lidc.case import load_scan
+from lungsynth.lidc.scan import load_scan
 from lungsynth.lidc.dicom import read_series, series_folder
 
 

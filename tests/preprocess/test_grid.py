@@ -3,8 +3,8 @@ import pytest
 from scipy import ndimage
 
 from lungsynth.errors import InputError
-from lungsynth.lidc.case import patient_centroids
-from lungsynth.preprocess.case import preprocess_case
+from lungsynth.lidc.scan import patient_centroids
+from lungsynth.preprocess.crop import preprocess_case
 from lungsynth.settings import PreprocessSettings
 
 

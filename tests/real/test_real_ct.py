@@ -122,7 +122,7 @@ def test_a_missing_decoder_is_named_with_the_package_to_install(real_ct, monkeyp
 
 def test_own_data_may_give_a_dicom_folder_as_the_image(real_ct, tmp_path):
     from lungsynth.lidc.dicom import read_dicom_folder
-    from lungsynth.nifti_source import load_pair, pair_cases
+    from lungsynth.nifti.source import load_pair, pair_cases
 
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-CI_SLURM = REPO / "ci" / "slurm"
+CI_SLURM = REPO / ".ci" / "slurm"
 STATE_DIR = Path(os.environ.get("SLURM_CI_STATE_DIR", "/run/lungsynth-slurm"))
 # the user's profile, then the test cluster's overrides (a later profile replaces whole top-level keys)
 PROFILES = (REPO / "profiles" / "slurm", REPO / "profiles" / "slurm-local")
@@ -31,7 +31,7 @@ def ours_running(daemon: str) -> bool:
 
 
 def stop_cluster() -> str:
-    """ci/slurm/stop-slurm.sh: stops the recorded PIDs only."""
+    """.ci/slurm/stop-slurm.sh: stops the recorded PIDs only."""
     done = subprocess.run([str(CI_SLURM / "stop-slurm.sh")], capture_output=True, text=True, timeout=120)
     return done.stdout + done.stderr
 

@@ -1,8 +1,8 @@
-"""A real single-node SLURM for the tests, started by the project's own ci/slurm/start-slurm.sh.
+"""A real single-node SLURM for the tests, started by the project's own .ci/slurm/start-slurm.sh.
 
 ``slurm_cluster`` (session) installs and starts munged, MariaDB, slurmdbd, slurmctld and slurmd
 (20-30 s on a fresh machine, 4 s when the packages are there) and at the end of the session stops
-exactly the daemons it started, by PID. A cluster that ci/slurm/start-slurm.sh started earlier is
+exactly the daemons it started, by PID. A cluster that .ci/slurm/start-slurm.sh started earlier is
 used and left running. Where SLURM cannot be started (not root, no apt-get, no package mirror, a
 SLURM that is not ours) the SLURM tests are skipped with the reason.
 
@@ -45,10 +45,10 @@ def slurm_possible():
     if not sys.platform.startswith("linux"):
         skip_or_fail("the SLURM tests need Linux")
     if ours_running("slurmctld") and ours_running("slurmd"):
-        return                                   # started earlier by ci/slurm/start-slurm.sh: use it
+        return                                   # started earlier by .ci/slurm/start-slurm.sh: use it
     if os.geteuid() != 0:
         skip_or_fail("the SLURM tests need root (they apt-get install SLURM and start its daemons): "
-                     "run them as root, or first run `SLURM_CI_USERS=$USER ci/slurm/start-slurm.sh` as root")
+                     "run them as root, or first run `SLURM_CI_USERS=$USER .ci/slurm/start-slurm.sh` as root")
     if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
         skip_or_fail("the SLURM tests need apt-get (Debian/Ubuntu) or SLURM installed")
 
@@ -80,17 +80,17 @@ def slurm_cluster(slurm_possible, request):
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         stop_cluster()
-        skip_or_fail(f"ci/slurm/start-slurm.sh did not finish in {START_TIMEOUT} s "
+        skip_or_fail(f".ci/slurm/start-slurm.sh did not finish in {START_TIMEOUT} s "
                      f"(apt-get hanging?):\n{out[-2000:]}")
     if proc.returncode in CANNOT_START:
         last = out.strip().splitlines()[-1] if out.strip() else ""
         skip_or_fail(f"SLURM cannot be started here ({CANNOT_START[proc.returncode]}): {last}")
     if proc.returncode != 0:
         stop_cluster()
-        pytest.fail(f"ci/slurm/start-slurm.sh failed (exit {proc.returncode}):\n{out[-4000:]}", pytrace=False)
+        pytest.fail(f".ci/slurm/start-slurm.sh failed (exit {proc.returncode}):\n{out[-4000:]}", pytrace=False)
     try:
         yield Cluster(started_here=True, start_seconds=time.monotonic() - t0, start_log=out)
     finally:
         stop_cluster()
         left = [d for d in DAEMONS if ours_running(d)]
-        assert not left, f"still running after ci/slurm/stop-slurm.sh: {left}"
+        assert not left, f"still running after .ci/slurm/stop-slurm.sh: {left}"

@@ -61,7 +61,7 @@ def test_test_cluster_overrides_keep_the_keys_of_the_cluster_profile():
     assert (LOCAL["default-resources"]["slurm_partition"], LOCAL["default-resources"]["slurm_account"]) == ("debug", "ci")
     assert set(LOCAL.get("set-resources") or {}) == set(CLUSTER.get("set-resources") or {})
     assert "executor" not in LOCAL and "retries" not in LOCAL, "the test must run the user's settings"
-    # the plugin falls back to sacct when MinJobAge (300 s in ci/slurm) < 3 x the first poll
+    # the plugin falls back to sacct when MinJobAge (300 s in .ci/slurm) < 3 x the first poll
     assert 3 * LOCAL["slurm-init-seconds-before-status-checks"] <= 300
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from lungsynth import arms
-from lungsynth.cases import SYNTHETIC_SETS, source_case, synthetic_ids
+from lungsynth.case_ids import SYNTHETIC_SETS, source_case, synthetic_ids
 from lungsynth.config import problems
 from lungsynth.errors import InputError
 from lungsynth.nnunet.settings import run_seed

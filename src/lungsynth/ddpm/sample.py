@@ -27,7 +27,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from tqdm import tqdm
 
-from ..cases import case_id_of
+from ..case_ids import case_id_of
 from ..errors import InputError
 from .checkpoint import LoadedModel, load_model
 from .coordinates import check_patch_fits, whole_condition

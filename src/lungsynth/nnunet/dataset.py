@@ -25,7 +25,7 @@ from typing import Mapping
 import SimpleITK as sitk
 
 from ..arms import Arm
-from ..cases import DATASET_PREFIX
+from ..case_ids import DATASET_PREFIX
 from ..errors import InputError
 from ..io import write_json
 
@@ -85,7 +85,7 @@ def arm_training_cases(arm: Arm, sets: Mapping[str, Pairs]) -> dict:
 
     ``sets`` maps each of the arm's ``training_sets`` (``real``, ``general``, ``targeted``; see
     :mod:`lungsynth.arms`) to its pairs. Synthetic ids get their set's prefix
-    (:data:`lungsynth.cases.DATASET_PREFIX`).
+    (:data:`lungsynth.case_ids.DATASET_PREFIX`).
     """
     missing = [name for name in arm.training_sets if name not in sets]
     if missing:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..cases import case_id_of
+from ..case_ids import case_id_of
 from ..errors import InputError
 from ..io import read_json, read_nifti, write_csv, write_json, write_nifti
 from ..lidc.annotations import NoduleCriteria
@@ -45,7 +45,7 @@ def select_cases(nodules_csv, out_csv, data: dict, phantom: dict, criteria: dict
     data_s = DataSettings.from_config(data)
     criteria = criteria_of(criteria)
     if data_s.source == "nifti":
-        from ..nifti_source import pair_cases
+        from ..nifti.source import pair_cases
 
         chosen = selection.select_nifti(pair_cases(data_s.nifti_images, data_s.nifti_masks), data_s.max_cases, data_s.seed)
     else:
@@ -100,16 +100,16 @@ def phantom_manifest(selection_csv, patient_dirs, layout: str, out_csv) -> None:
 def preprocess(case: str, source: str, settings: dict, out_image, out_mask, out_record,
                selection_csv=None, dicom_root=None, image=None, mask=None) -> None:
     """results/data/{images,masks}/<case>.nii.gz and its metadata record."""
-    from ..preprocess.case import preprocess_case
+    from ..preprocess.crop import preprocess_case
 
     prep = PreprocessSettings.from_config(settings)
     if source == "nifti":
-        from ..nifti_source import load_pair
+        from ..nifti.source import load_pair
 
         hu, nodule_labels, geometry = load_pair(image, mask)
         where, extra = str(image), {"patient_id": case, "scan_id": ""}
     else:
-        from ..lidc.case import load_scan
+        from ..lidc.scan import load_scan
         from ..lidc.compat import import_pylidc
 
         import_pylidc(dicom_root)

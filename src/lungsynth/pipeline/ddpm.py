@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cases import case_id_of
+from ..case_ids import case_id_of
 from ..errors import InputError
 from ..io import atomic_path, read_json, read_nifti, save_figure, write_csv, write_json
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..arms import REFERENCE, arm as find_arm
-from ..cases import case_id_of
+from ..case_ids import case_id_of
 from ..io import save_figure
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ..arms import arm as find_arm
-from ..cases import case_id_of
+from ..case_ids import case_id_of
 from ..errors import InputError
 from ..io import write_csv
 

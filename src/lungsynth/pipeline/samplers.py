@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io import read_nifti, save_figure, write_csv
-from ..cases import case_id_of
+from ..case_ids import case_id_of
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the daemons that ci/slurm/start-slurm.sh started, by their recorded PIDs only
+# Stop the daemons that .ci/slurm/start-slurm.sh started, by their recorded PIDs only
 # (TERM, then KILL after 10 s). A recorded PID is only signalled while it still belongs to the
 # daemon it was recorded for (/proc/PID/comm), so a stale file never hits an unrelated process.
 # Jobs still on the private test cluster are cancelled first, so no job step outlives slurmd.

@@ -3,7 +3,7 @@ import pytest
 
 from lungsynth.errors import InputError
 from lungsynth.io import Geometry, write_nifti
-from lungsynth.nifti_source import load_pair, pair_cases
+from lungsynth.nifti.source import load_pair, pair_cases
 
 G = Geometry(spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0))
 

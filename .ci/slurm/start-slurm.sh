@@ -2,9 +2,9 @@
 # Start a private single-node SLURM 22.05 (Debian bookworm packages) for the test suite:
 # munged, MariaDB, slurmdbd, slurmctld and slurmd as plain background processes (no systemd).
 # The PID of every daemon this script starts is recorded in $STATE/started/<daemon>.pid;
-# ci/slurm/stop-slurm.sh stops exactly those PIDs and nothing else.
+# .ci/slurm/stop-slurm.sh stops exactly those PIDs and nothing else.
 #
-# Usage (as root):  ci/slurm/start-slurm.sh        # 20-30 s from nothing (apt-get), ~4 s when installed
+# Usage (as root):  .ci/slurm/start-slurm.sh        # 20-30 s from nothing (apt-get), ~4 s when installed
 #   SLURM_CI_INSTALL=0      do not apt-get install (the packages must be there)
 #   SLURM_CI_USERS="a b"    also add these users to the account `ci` (root always is)
 #   SLURM_CI_STATE_DIR=...  where PIDs are kept (default /run/lungsynth-slurm)
@@ -18,6 +18,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 INSTALL="${SLURM_CI_INSTALL:-1}"
 STATE="${SLURM_CI_STATE_DIR:-/run/lungsynth-slurm}"
 PIDS="$STATE/started"
+# the marker keeps the folder's former name: it also identifies files that earlier versions wrote
 MARK="written by lungsynth ci/slurm/start-slurm.sh"
 DAEMONS="munged mariadbd slurmdbd slurmctld slurmd"
 PACKAGES="slurmctld slurmd slurm-client slurmdbd munge mariadb-server"
@@ -31,7 +32,7 @@ ours_running() { [ -s "$PIDS/$1.pid" ] && [ "$(cat "/proc/$(cat "$PIDS/$1.pid")/
 [ "$(id -u)" = 0 ] || die 2 "must run as root (installs packages, writes /etc/slurm, starts daemons)"
 
 if ours_running slurmctld && ours_running slurmd; then
-  log "already running (PIDs in $PIDS); stop it with ci/slurm/stop-slurm.sh"
+  log "already running (PIDs in $PIDS); stop it with .ci/slurm/stop-slurm.sh"
   exit 0
 fi
 # what is left of an earlier start (a daemon died): stop it, then start afresh

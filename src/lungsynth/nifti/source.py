@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .cases import case_id_of
-from .errors import InputError
-from .io import read_nifti
+from ..case_ids import case_id_of
+from ..errors import InputError
+from ..io import read_nifti
 
 SUFFIX = ".nii.gz"
 
