@@ -22,6 +22,7 @@ import os
 import platform
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping
 
@@ -207,32 +208,58 @@ def predict_cases(model_dir, images: Mapping[str, object], out_dir, predict: Pre
     """
     out_dir = Path(out_dir)
     written = {}
-    with nnunet_environment():
+
+    def export(case, image, logits, properties, started) -> None:
+        hu, geometry = read_nifti(image)
+        segmentation = logits_to_labels(predictor, logits, properties)
+        if predict.lung_margin_mm is not None:
+            segmentation = restrict_to_lung(segmentation, hu, geometry.spacing[::-1], predict.lung_margin_mm,
+                                            lung_threshold_hu, name=str(image))
+        written[case] = out_dir / f"{case}.nii.gz"
+        write_nifti(written[case], segmentation, geometry, dtype=np.uint8)
+        log.info("predicted %s in %.1f s", case, time.time() - started)
+
+    # as nnU-Net's predict_from_files: the next case is preprocessed and the last one exported
+    # in threads while the network predicts (at most one of each waits, so memory stays bounded)
+    cases = sorted(images.items())
+    with nnunet_environment(), ThreadPoolExecutor(max_workers=2) as pool:
         predictor = load_predictor(model_dir, predict, threads=threads, device=device, tile_batch=tile_batch)
-        for case, image in sorted(images.items()):
+        upcoming = pool.submit(preprocess_image, predictor, cases[0][1]) if cases else None
+        exporting = None
+        for index, (case, image) in enumerate(cases):
             started = time.time()
-            hu, geometry = read_nifti(image)
-            segmentation = predict_image(predictor, image)
-            if predict.lung_margin_mm is not None:
-                segmentation = restrict_to_lung(segmentation, hu, geometry.spacing[::-1], predict.lung_margin_mm,
-                                                lung_threshold_hu, name=str(image))
-            path = out_dir / f"{case}.nii.gz"
-            write_nifti(path, segmentation, geometry, dtype=np.uint8)
-            written[case] = path
-            log.info("predicted %s in %.1f s", case, time.time() - started)
+            data, properties = upcoming.result()
+            if index + 1 < len(cases):
+                upcoming = pool.submit(preprocess_image, predictor, cases[index + 1][1])
+            logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data)).cpu()
+            if exporting is not None:
+                exporting.result()
+            exporting = pool.submit(export, case, image, logits, properties, started)
+        if exporting is not None:
+            exporting.result()
     return written
+
+
+def preprocess_image(predictor, image):
+    """nnU-Net's preprocessing of one CT image file: ``(data, properties)``."""
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    data, _, properties = preprocessor.run_case([str(image)], None, predictor.plans_manager,
+                                                predictor.configuration_manager, predictor.dataset_json)
+    return data, properties
+
+
+def logits_to_labels(predictor, logits, properties) -> np.ndarray:
+    """Label map ``(z, y, x)`` on the image's own grid from the network's logits."""
+    return np.asarray(convert_predicted_logits_to_segmentation_with_correct_shape(
+        logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager, properties,
+        return_probabilities=False))
 
 
 def predict_image(predictor, image) -> np.ndarray:
     """Label map ``(z, y, x)`` of one CT image file, on the image's own grid."""
-    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
-    data, _, properties = preprocessor.run_case([str(image)], None, predictor.plans_manager,
-                                                predictor.configuration_manager, predictor.dataset_json)
+    data, properties = preprocess_image(predictor, image)
     logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data)).cpu()
-    segmentation = convert_predicted_logits_to_segmentation_with_correct_shape(
-        logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager, properties,
-        return_probabilities=False)
-    return np.asarray(segmentation)
+    return logits_to_labels(predictor, logits, properties)
 
 
 class BatchedTilePredictor(nnUNetPredictor):
