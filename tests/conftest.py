@@ -68,18 +68,17 @@ NODULE_TABLE_CODE = "import sys; from lungsynth.pipeline.data import nodule_tabl
 FOLDER_MARKERS = {"workflow": "workflow", "slurm": "slurm", "real": "real", "bench": "bench"}
 
 
-@pytest.hookimpl(tryfirst=True)   # before pytest-xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    """Mark each test by cost from its folder (``make test-fast`` runs ``-m unit``), and for
-    pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) keep each test module on one worker,
-    so a module's fixtures are built once, and every SLURM test on one worker, since they share one
-    test cluster."""
+    """Mark each test by cost from its folder: ``make test-fast`` runs ``-m unit``.
+
+    ``make test`` runs the modules on pytest-xdist workers with ``--dist loadfile``: a module's
+    tests on one worker, so its fixtures are built once; what modules share across workers (the
+    nodule table, the SLURM test cluster) is built once per run under a file lock.
+    """
     tests = Path(__file__).parent
     for item in items:
         folder = Path(item.path).relative_to(tests).parts[0]
         item.add_marker(getattr(pytest.mark, FOLDER_MARKERS.get(folder, "unit")))
-        group = "slurm" if item.get_closest_marker("slurm") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def shared_temp(tmp_path_factory) -> Path:

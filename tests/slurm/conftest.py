@@ -61,15 +61,48 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(slurm_possible, request):
-    """The test cluster: one node, partition ``debug``, account ``ci``, sacct through slurmdbd."""
+def slurm_cluster(slurm_possible, request, tmp_path_factory):
+    """The test cluster: one node, partition ``debug``, account ``ci``, sacct through slurmdbd.
+
+    Shared by the pytest-xdist workers of a run (``make test``): under a file lock the first user
+    starts it and counts itself in, every later one counts itself in; the last one out stops it if
+    this run started it.
+    """
+    from filelock import FileLock
+
+    from tests.conftest import shared_temp
+
     if any("nodule_table_build" in item.fixturenames for item in request.session.items):
         # a test of this session needs the nodule table: build it while the cluster starts and
         # the other SLURM tests run (they mostly wait for status polls)
         request.getfixturevalue("nodule_table_build")
-    if ours_running("slurmctld") and ours_running("slurmd"):
-        yield Cluster(started_here=False, start_seconds=0.0, start_log="already running")
-        return
+    state = shared_temp(tmp_path_factory) / "slurm-cluster"
+    users, started_mark = state.with_suffix(".users"), state.with_suffix(".started")
+    with FileLock(str(state) + ".lock"):
+        count = int(users.read_text()) if users.exists() else 0
+        if count == 0 and ours_running("slurmctld") and ours_running("slurmd"):
+            cluster = Cluster(started_here=started_mark.exists(), start_seconds=0.0, start_log="already running")
+        elif count == 0:
+            cluster = start_cluster()
+            started_mark.write_text("started by this test run")
+        else:
+            cluster = Cluster(started_here=False, start_seconds=0.0, start_log="started by another worker")
+        users.write_text(str(count + 1))
+    try:
+        yield cluster
+    finally:
+        with FileLock(str(state) + ".lock"):
+            count = int(users.read_text()) - 1
+            users.write_text(str(count))
+            if count == 0 and started_mark.exists():
+                started_mark.unlink()
+                stop_cluster()
+                left = [d for d in DAEMONS if ours_running(d)]
+                assert not left, f"still running after .ci/slurm/stop-slurm.sh: {left}"
+
+
+def start_cluster() -> Cluster:
+    """.ci/slurm/start-slurm.sh, with a skip (or failure) naming why where SLURM cannot run here."""
     t0 = time.monotonic()
     # own session: a hung apt-get can then be ended together with the script (both started here)
     proc = subprocess.Popen([str(CI_SLURM / "start-slurm.sh")], stdout=subprocess.PIPE,
@@ -88,9 +121,4 @@ def slurm_cluster(slurm_possible, request):
     if proc.returncode != 0:
         stop_cluster()
         pytest.fail(f".ci/slurm/start-slurm.sh failed (exit {proc.returncode}):\n{out[-4000:]}", pytrace=False)
-    try:
-        yield Cluster(started_here=True, start_seconds=time.monotonic() - t0, start_log=out)
-    finally:
-        stop_cluster()
-        left = [d for d in DAEMONS if ours_running(d)]
-        assert not left, f"still running after .ci/slurm/stop-slurm.sh: {left}"
+    return Cluster(started_here=True, start_seconds=time.monotonic() - t0, start_log=out)

@@ -204,10 +204,10 @@ def test_a_gpu_rule_is_submitted_with_one_gpu_and_its_computed_cores_memory_and_
     overlay = tmp_path / "cuda.yaml"
     overlay.write_text("execution:\n  device: cuda\n")
     # --cores and --resources above the job's ask: the test profile caps both for the CPU-sized runs
-    run = run_on_slurm(workdir, "--verbose", "--cores", "16", "--resources", "mem_mb=100000", "--forcerun",
-                       "train_ddpm", "results/ddpm/model.pt", "--configfile", *map(str, CONFIGFILES), str(overlay),
-                       budget=90)
-    calls = re.findall(r"sbatch call: (sbatch .*)", run.output)
+    run = run_on_slurm(workdir, "--verbose", "--cores", "16", "--resources", "mem_mb=100000", "--allowed-rules",
+                       "train_ddpm", "--forcerun", "train_ddpm", "results/ddpm/model.pt", "--configfile",
+                       *map(str, CONFIGFILES), str(overlay), budget=90)
+    calls = re.findall(r"sbatch call: (sbatch .*--comment rule_train_ddpm .*)", run.output)
     assert calls, run.output[-5000:]
     config = load_config(*CONFIGFILES, overlay)
     split = json.loads((workdir / "results/data/splits.json").read_text())
