@@ -43,7 +43,7 @@ def load_pair(image_path, mask_path):
     Lesions are the connected components of the voxels > 0 (the user's label values are ignored).
     """
     if Path(image_path).is_dir():
-        from .lidc.dicom import read_dicom_folder
+        from ..lidc.dicom import read_dicom_folder
 
         hu, geometry = read_dicom_folder(image_path)
     else:
