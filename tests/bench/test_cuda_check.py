@@ -65,7 +65,13 @@ def test_a_pack_trains_and_samples_every_variant_and_unpacks_for_the_harness(tmp
     assert row["steps"] == training["trained_steps"] and row["volumes"] == 2 and 0 <= row["fidelity_dice"] <= 1
 
 
-def test_the_paper_part_on_a_cpu_gives_one_row_per_case(tmp_path):
+def test_the_paper_part_on_a_cpu_gives_one_row_per_case(tmp_path, monkeypatch):
+    from lungsynth import runtime
+
+    # the CPU's own bf16 kernels are not what this part measures (it is written for CUDA): run its
+    # bf16 cases in fp32 on every CPU, as an AVX2 machine does (a bf16 training case once gave a NaN
+    # loss on an AVX512-BF16 EPYC inside the full suite, never alone)
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
     module = load_bench("cuda_check")
     run, overlay = toy_run(tmp_path / "run", seed=5, overlay=TINY_DDPM)
     pack, back = tmp_path / "pack", tmp_path / "back"
@@ -73,7 +79,7 @@ def test_the_paper_part_on_a_cpu_gives_one_row_per_case(tmp_path):
     assert module.main(["gpu", "--pack", str(pack), "--out", str(back), "--device", "cpu", "--quick",
                         "--parts", "paper", "--deadline", "600", "--paper-budget", "500", "--threads", "1"]) == 0
     rows = pd.read_csv(back / "cuda_paper.csv")
-    assert len(rows) == 12 and (rows["status"] == "ok").all(), rows[["mode", "status", "note"]]
+    assert len(rows) == 12 and (rows["status"] == "ok").all(), rows[["mode", "status", "note"]].to_string()
     assert (rows["seconds"] > 0).all() and set(rows["gpu"]) == {"cpu"}
 
 
