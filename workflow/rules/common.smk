@@ -3,6 +3,7 @@
 # Params carry only what an output depends on, so that a changed key reruns only what it
 # touches (the narrowest config sections a job reads). The execution section (checkpoint
 # intervals, batch sizes of inference) is never a param; scripts read it from the config.
+import functools
 import json
 from pathlib import Path
 
@@ -60,11 +61,18 @@ wildcard_constraints:
 
 def case_counts():
     """The case counts the rules' resources follow: the split's and the worst validation cases'
-    once those files exist, the config's estimate before (as `lungsynth estimate` computes it)."""
+    once those files exist, the config's estimate before (as `lungsynth estimate` computes it).
+    Read again only when one of the two files changes (every job's resources ask for them)."""
+    files = (Path("results/data/splits.json"), Path("results/targeted/worst_validation.csv"))
+    return counts_of(tuple(f.stat().st_mtime_ns if f.exists() else None for f in files))
+
+
+@functools.lru_cache(maxsize=8)
+def counts_of(stamps):
     split, worst = Path("results/data/splits.json"), Path("results/targeted/worst_validation.csv")
-    if not split.exists():
+    if stamps[0] is None:
         return Counts.from_config(config)
-    n_worst = len(pd.read_csv(worst)) if worst.exists() else None
+    n_worst = len(pd.read_csv(worst)) if stamps[1] is not None else None
     return Counts.from_split(json.loads(split.read_text()), n_worst, config)
 
 
