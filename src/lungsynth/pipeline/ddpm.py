@@ -72,13 +72,13 @@ def sample(model_path, mask_path, out_image, out_mask, case: str, settings: dict
 
 
 def sample_batch(model_path, masks: dict, outputs: dict, settings: dict, threads: int, window_batch: int = 1,
-                 device: str = "auto") -> None:
+                 device: str = "auto", keep_written: bool = False) -> None:
     """One synthetic volume per ``case -> mask path``, written to ``outputs[case] = (image, mask copy)``,
     with one model load for the whole batch (a GPU job pays torch, CUDA and the checkpoint once).
 
     A volume depends only on the model, the settings and its case id (its seed), never on the batch
-    it is sampled in. Volumes already written by a killed job with the same model and settings are
-    kept (the caller's scratch folder), so a retry samples only the rest.
+    it is sampled in. ``keep_written``: outputs that exist already are kept, not sampled again (a
+    killed job's scratch folder, written with the same model and settings: :func:`sample_into_folder`).
     """
     from ..ddpm.checkpoint import load_model
     from ..ddpm.sample import sample_nifti
@@ -93,7 +93,7 @@ def sample_batch(model_path, masks: dict, outputs: dict, settings: dict, threads
              sampling.sampler, sampling.steps if sampling.sampler == "ddim" else "all", sampling.mode)
     for number, (case, mask_path) in enumerate(sorted(masks.items()), start=1):
         out_image, out_mask = outputs[case]
-        if Path(out_image).exists() and Path(out_mask).exists():
+        if keep_written and Path(out_image).exists() and Path(out_mask).exists():
             log.info("%s: kept from an earlier try of this batch", case)
             continue
         started = time.perf_counter()
@@ -121,7 +121,8 @@ def sample_into_folder(model_path, mask_paths, cases, out_dir, settings: dict, t
     write_json(stamp_file, stamp)
     masks = dict(zip(cases, mask_paths, strict=True))
     outputs = {case: (partial / f"{case}.nii.gz", partial / "masks" / f"{case}.nii.gz") for case in cases}
-    sample_batch(model_path, masks, outputs, settings, threads, window_batch=window_batch, device=device)
+    sample_batch(model_path, masks, outputs, settings, threads, window_batch=window_batch, device=device,
+                 keep_written=True)
     stamp_file.unlink()
     if out_dir.exists():
         shutil.rmtree(out_dir)
