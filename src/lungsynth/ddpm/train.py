@@ -162,9 +162,9 @@ class Batch:
     generator_state: torch.Tensor
 
 
-def check_finite(loss: torch.Tensor, step: int) -> None:
-    if not torch.isfinite(loss):
-        raise RuntimeError(f"DDPM training diverged at step {step} (loss {loss.item()}); "
+def check_finite(loss: float, step: int) -> None:
+    if not math.isfinite(loss):
+        raise RuntimeError(f"DDPM training diverged at step {step} (loss {loss}); "
                            f"lower ddpm.training.learning_rate or enable grad_clip_norm")
 
 
@@ -251,8 +251,9 @@ class Trainer:
     def step(self, step: int) -> tuple[float, float]:
         """Optimisation step number ``step`` (1-based): returns ``(loss, learning rate)``."""
         loss, lr = self.optimise(step, self.prepare())
-        check_finite(loss, step)
-        return float(loss.item()), lr
+        value = float(loss.item())
+        check_finite(value, step)
+        return value, lr
 
     def state(self, generator_state: torch.Tensor | None = None) -> dict:
         """What a checkpoint keeps; ``generator_state``: the generator's state after the last
@@ -351,7 +352,7 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
         values = torch.stack([p[1] for p in pending]).tolist()
         norms = torch.stack([p[2].float() for p in pending]).tolist()
         for (at, _, _, lr, seconds, cpu), value, norm in zip(pending, values, norms):
-            check_finite(torch.tensor(value), at)
+            check_finite(value, at)
             rows.append([at, value, lr, seconds, cpu, norm])
         pending.clear()
         bar.set_postfix(loss=f"{rows[-1][1]:.4f}", refresh=False)
