@@ -378,24 +378,23 @@ def disk_gb(config: Mapping, counts: Counts) -> dict[str, float]:
             "nnU-Net preprocessed": arm_cases * volume * 5 / 1e9}
 
 
-def rules_of_run(config: Mapping) -> set[str]:
-    """The rules whose jobs `all` runs with this config (the data source decides the first ones)."""
+def rules_outside_run(config: Mapping) -> set[str]:
+    """The rules whose jobs `all` does not run with this config (the data source decides most)."""
     source = config["data"]["source"]
-    skipped = set()
+    skipped = {"sample_with_sampler", "sampler_comparison"}
     if source == "nifti":
         skipped.add("nodule_table")
     if source != "phantom":
         skipped |= {"phantom_series", "phantom_manifest"}
     elif config["phantom"]["layout"] == "uid":
         skipped.add("phantom_manifest")
-    skipped |= {"sample_with_sampler", "sampler_comparison"}
-    return set(rule_requests(config, Counts.from_config(config, 3))) - skipped
+    return skipped
 
 
 def estimate_table(config: Mapping, counts: Counts) -> list[Request]:
     """The requests of the rules `all` runs, in the order of the workflow's stages."""
-    used = rules_of_run(config)
-    return [r for r in rule_requests(config, counts).values() if r.rule in used]
+    skipped = rules_outside_run(config)
+    return [r for r in rule_requests(config, counts).values() if r.rule not in skipped]
 
 
 def estimate_csv(requests: list[Request]) -> str:
