@@ -11,8 +11,8 @@ nets (memory.csv); on a CPU under an address-space limit (what does not fit: "ou
 measures only what the CSV lacks; :func:`analytic`: memory per voxel, every size (memory_analytic.csv).
 
 ``rules``: train_ddpm (its data path, one 32^3 step: at the paper's patch the activations live on the
-GPU), its former float32 stacking (``train_ddpm (before)``, extrapolated per crop), synthetic_quality and
-nnunet_plan at config/lidc.yaml's size against what each asks (lungsynth.resources; paper_scale.csv), on
+GPU), its former float32 stacking (``train_ddpm (before)``, extrapolated per crop), synthetic_quality,
+nnunet_plan and synthetic_fidelity (a one-iteration nnU-Net predicting) at config/lidc.yaml's size against what each asks (lungsynth.resources; paper_scale.csv), on
 one stand-in chest crop (body, lungs, a nodule, noise) linked under every case name.
 """
 
@@ -175,8 +175,37 @@ def rule_nnunet_plan(spec: dict) -> str:
     return f"nnU-Net's own plan, {n + 2} cases in {spec['threads']} processes"
 
 
+def nnunet_model(spec: dict) -> str:
+    """Not a row: a Real run of lidc.yaml's plan (nnU-Net's own) trained for one iteration, for the
+    fidelity rule to predict with (its memory does not depend on how well it was trained)."""
+    from lungsynth.pipeline.nnunet import plan, raw_dataset, train
+
+    n, scratch, nnunet = spec["plan_cases"], Path(spec["scratch"]), spec["config"]["nnunet"]
+    train_set, validation = (spec["images"][:n], spec["masks"][:n]), (spec["images"][n:n + 2], spec["masks"][n:n + 2])
+    raw_dataset("Real", {"real": train_set}, validation, scratch / "raw", "Dataset901_Real", "symlink")
+    plan(scratch / "raw", scratch / "preprocessed", nnunet["plan"], spec["threads"])
+    short = {**nnunet["train"], "epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 1,
+             "augmentation_workers": 0}
+    train("Real", 1, scratch / "preprocessed", spec["model"], nnunet["plan"], short, 1, spec["threads"], 1, "cpu")
+    return "one iteration"
+
+
+def rule_synthetic_fidelity(spec: dict) -> str:
+    from lungsynth.pipeline.fidelity import fidelity_dice
+
+    n, config = spec["synthetic"], spec["config"]
+    pairs = {f"synthetic-{i}": (spec["images"][i], spec["masks"][i]) for i in range(n)}
+    fidelity_dice([spec["model"]], pairs, {**config["nnunet"]["predict"], "mirroring": False}, spec["threads"],
+                  config["execution"]["nnunet_tile_batch"], config["preprocess"]["lung_threshold_hu"], "cpu")
+    return (f"one Real run (nnU-Net's own plan) predicts {n} volumes, one at a time, without mirroring "
+            "(the same buffers, 8x the time on a CPU); network activations in host memory here, on the GPU there")
+
+
+ROW_RULES = ["train_ddpm", "train_ddpm (before)", "synthetic_quality", "nnunet_plan", "synthetic_fidelity"]
+ASKED_AS = {"nnunet_model": "nnunet_train"}   # what a setup step's threads follow
 RULES = {"train_ddpm": rule_train_ddpm, "train_ddpm (before)": rule_train_ddpm_before,
-         "synthetic_quality": rule_synthetic_quality, "nnunet_plan": rule_nnunet_plan}
+         "synthetic_quality": rule_synthetic_quality, "nnunet_plan": rule_nnunet_plan,
+         "nnunet_model": nnunet_model, "synthetic_fidelity": rule_synthetic_fidelity}
 
 
 def run_child(case: dict) -> None:
@@ -422,13 +451,15 @@ def rules(args) -> int:
     counts = Counts.from_config(config, round(cases * 833 / 553))   # `cases` training crops, the paper's split
     volume, rows = "x".join(map(str, size)), []
 
-    def run(rule: str, n: int) -> dict:
+    def run(rule: str, n: int, scratch: Path | None = None) -> dict:
         """``rule``'s code on ``n`` crops (all crops but for the former path; ``n`` planned by nnunet_plan)."""
         crops = n if rule.endswith("(before)") else cases
-        with tempfile.TemporaryDirectory(dir=workdir) as scratch:
-            return measure({"rule": rule, "images": images[:crops], "masks": masks[:crops], "scratch": scratch,
-                            "threads": rule_request(rule.split()[0], config, counts).threads,
-                            "synthetic": 3 if args.quick else 10, "plan_cases": n, "config": config}, None)
+        with tempfile.TemporaryDirectory(dir=workdir) as temporary:
+            return measure({"rule": rule, "images": images[:crops], "masks": masks[:crops],
+                            "scratch": str(scratch or temporary), "model": str(workdir / "nnunet-model"),
+                            "threads": rule_request(ASKED_AS.get(rule, rule.split()[0]), config, counts).threads,
+                            "synthetic": n if rule == "synthetic_fidelity" else 3 if args.quick else 10,
+                            "plan_cases": n, "config": config}, None)
 
     def add(rule: str, n: int, result: dict, note: str = "") -> None:
         peak = result.get("peak_mb", float("nan"))   # none if the child failed
@@ -441,20 +472,35 @@ def rules(args) -> int:
         print(f"{rule:22} {n:5} cases {volume}: peak {peak:9.0f} MB, asked {asked:7} MB "
               f"({rows[-1]['seconds']} s) {note}", flush=True)
 
-    add("train_ddpm", cases, run("train_ddpm", cases))
-    # the former path, linear in the crops: measured on two counts, extrapolated to all
-    (n1, first), (n2, second) = [(n, run("train_ddpm (before)", n)) for n in
-                                 (min(cases, n) for n in ((3, 6) if args.quick else (20, 40)))]
-    p1, p2 = first.get("peak_mb", float("nan")), second.get("peak_mb", float("nan"))
-    per_crop = (p2 - p1) / (n2 - n1)
-    add("train_ddpm (before)", cases, {**second, "peak_mb": p2 + per_crop * (cases - n2)},
-        f"{second.get('note')}: {p1:.0f} MB on {n1} crops, {p2:.0f} MB on {n2}, "
-        f"extrapolated at {per_crop:.1f} MB per crop")
-    add("synthetic_quality", cases, run("synthetic_quality", cases))
+    wanted = set(args.only or ROW_RULES)
+    if "train_ddpm" in wanted:
+        add("train_ddpm", cases, run("train_ddpm", cases))
+    if "train_ddpm (before)" in wanted:   # linear in the crops: measured on two counts, extrapolated to all
+        (n1, first), (n2, second) = [(n, run("train_ddpm (before)", n)) for n in
+                                     (min(cases, n) for n in ((3, 6) if args.quick else (20, 40)))]
+        p1, p2 = first.get("peak_mb", float("nan")), second.get("peak_mb", float("nan"))
+        per_crop = (p2 - p1) / (n2 - n1)
+        add("train_ddpm (before)", cases, {**second, "peak_mb": p2 + per_crop * (cases - n2)},
+            f"{second.get('note')}: {p1:.0f} MB on {n1} crops, {p2:.0f} MB on {n2}, "
+            f"extrapolated at {per_crop:.1f} MB per crop")
+    if "synthetic_quality" in wanted:
+        add("synthetic_quality", cases, run("synthetic_quality", cases))
     plan_cases = 6 if args.quick else 8
-    add("nnunet_plan", plan_cases, run("nnunet_plan", plan_cases))
+    if "nnunet_plan" in wanted:
+        add("nnunet_plan", plan_cases, run("nnunet_plan", plan_cases))
+    if "synthetic_fidelity" in wanted:
+        if not (workdir / "nnunet-model").exists():
+            model = run("nnunet_model", plan_cases, workdir / "nnunet-scratch")
+            if model.get("status") != "ok":
+                print(f"nnU-Net model for synthetic_fidelity: {model}", file=sys.stderr)
+        add("synthetic_fidelity", 2 if args.quick else 3, run("synthetic_fidelity", 2 if args.quick else 3))
     if args.csv:
-        write_csv(args.csv, pd.DataFrame(rows, columns=RULE_COLUMNS))
+        table = pd.DataFrame(rows, columns=RULE_COLUMNS)
+        if args.only and args.csv.exists():   # the other rows as they were measured
+            kept = pd.read_csv(args.csv)
+            table = pd.concat([kept[~kept["rule"].isin(wanted)], table], ignore_index=True)
+            table = table.sort_values("rule", key=lambda r: r.map(ROW_RULES.index), kind="stable")
+        write_csv(args.csv, table)
     return 0
 
 
@@ -479,6 +525,7 @@ def main(argv=None) -> int:
     r.add_argument("--quick", action="store_true", help="12 crops of 32 x 64 x 64")
     r.add_argument("--cases", type=int, default=None, help="training crops (default 553, quick 12)")
     r.add_argument("--csv", type=Path, default=None, help="write the table (e.g. docs/benchmark/paper_scale.csv)")
+    r.add_argument("--only", nargs="+", choices=ROW_RULES, help="measure these rows (the CSV keeps its others)")
     r.add_argument("--workdir", type=Path, default=None, help="the stand-in crops' folder (default: a new one)")
     args = p.parse_args(argv)
     return net(args) if args.part == "net" else rules(args)
