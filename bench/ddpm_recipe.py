@@ -220,7 +220,7 @@ def summary_row(name: str, sets: list[str], record: dict, table: pd.DataFrame, r
     mean = table.mean(numeric_only=True)
     return {
         "variant": name, "judge": judge, "settings": " ".join(sets) or "(the benchmark's DDPM)",
-        "sampler": f"{sampling['sampler']}{sampling['steps'] if sampling['sampler'] == 'ddim' else ''} "
+        "sampler": f"{sampling['sampler']}{sampling['steps'] if sampling['sampler'] != 'ddpm' else ''} "
                    f"eta {sampling['eta']:g}",
         "budget_s": record["budget"], "cpu_seconds": round(record["cpu_seconds"], 1), "steps": record["trained_steps"],
         "patches_per_s": round(record["patches_per_s"], 2), "probe_loss": record.get("probe_loss"),

@@ -7,14 +7,15 @@ from lungsynth.pipeline.samplers import COMPARED, sampler_settings, summary_rows
 SAMPLING = {"sampler": "ddim", "steps": 10, "eta": 0.0, "mode": "whole"}
 
 
-@pytest.mark.parametrize("name, sampler, steps", [("ddim25", "ddim", 25), ("ddim1", "ddim", 1), ("ddpm", "ddpm", 10)])
+@pytest.mark.parametrize("name, sampler, steps", [("ddim25", "ddim", 25), ("ddim1", "ddim", 1), ("ddpm", "ddpm", 10),
+                                                 ("euler30", "euler", 30)])
 def test_sampler_name_sets_sampler_and_steps_and_keeps_the_rest(name, sampler, steps):
     settings = sampler_settings(name, SAMPLING)
     assert (settings["sampler"], settings["steps"], settings["mode"]) == (sampler, steps, "whole")
     assert SAMPLING["steps"] == 10  # the config section itself is not changed
 
 
-@pytest.mark.parametrize("name", ["ddim", "ddim0", "ddpm50", "DDIM10", "plms"])
+@pytest.mark.parametrize("name", ["ddim", "ddim0", "ddpm50", "DDIM10", "plms", "euler"])
 def test_unknown_sampler_name_is_an_input_error_naming_the_key(name):
     with pytest.raises(InputError, match="sampler_comparison.samplers"):
         sampler_settings(name, SAMPLING)

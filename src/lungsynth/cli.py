@@ -38,7 +38,8 @@ def _add_sample(subparsers) -> None:
     p.add_argument("--mask", required=True, type=Path, help="conditioning nodule mask (NIfTI, 0/1)")
     p.add_argument("--out", required=True, type=Path, help="where to write the synthetic CT (.nii.gz)")
     p.add_argument("--sampler", choices=choices["sampler"], default=default.sampler,
-                   help="ddim: few deterministic steps; ddpm: all T (1000) stochastic steps (default: %(default)s)")
+                   help="ddim: few deterministic steps; ddpm: all T (1000) stochastic steps; euler: a rectified-flow "
+                        "model's steps (default: %(default)s)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"DDIM steps (default {default.steps}); DDPM always runs all T steps")
     p.add_argument("--eta", type=float, default=default.eta, help="DDIM noise weight, 0 = deterministic (default: %(default)s)")

@@ -111,6 +111,26 @@ def test_sampler_with_an_oracle_denoiser_recovers_the_clean_volume(sampler, step
     torch.testing.assert_close(out, expected, atol=1e-3, rtol=0)
 
 
+class FlowOracle(torch.nn.Module):
+    """The exact velocity x0 - noise of a rectified flow at x_t = (1 - s) x0 + s noise, s = t / T."""
+
+    def forward(self, inputs, timesteps):
+        s = (timesteps.float() / 1000).view(-1, 1, 1, 1, 1)
+        return (OracleDenoiser.x0(inputs[:, 2:]) - inputs[:, :1]) / s
+
+
+@pytest.mark.parametrize("mode", ["whole", "windowed"])
+def test_euler_sampler_with_the_exact_velocity_recovers_the_clean_volume(mode):
+    from lungsynth.ddpm.coordinates import coordinate_grid
+
+    schedule = ScheduleSettings.from_config({"schedule": "rectified_flow"})
+    mask = np.zeros((8, 12, 16), np.uint8)
+    out = sample_volume(FlowOracle(), mask, schedule, sampler="euler", steps=5, mode=mode, window=(8, 8, 8),
+                        overlap=0.5, generator=torch.Generator().manual_seed(0))
+    expected = OracleDenoiser.x0(coordinate_grid(mask.shape)[None])[0, 0]
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
+
+
 class ResidualOracle(OracleDenoiser):
     """The oracle of a model trained relative to a mean image: its clean data are x0 - mean."""
 

@@ -42,5 +42,5 @@ def test_sampling_and_quality_are_sections_of_their_own():
     with pytest.raises(InputError, match="'step' was unexpected"):
         SamplingSettings.from_config({"step": 20})
     with pytest.raises(InputError) as err:
-        SamplingSettings.from_config({"sampler": "euler"})
+        SamplingSettings.from_config({"sampler": "plms"})
     assert err.value.where == "sampling.sampler"

@@ -33,6 +33,21 @@ def test_training_loss_falls_on_a_trivially_learnable_set(tmp_path):
     assert (tmp_path / "loss.png").stat().st_size > 1000
 
 
+def test_a_rectified_flow_trains_and_samples_volumes_in_the_hu_window(tmp_path):
+    from lungsynth.ddpm.sample import sample_case
+    from lungsynth.ddpm.settings import SamplingSettings
+
+    images, masks = toy_volumes()
+    settings = tiny_settings(schedule={"schedule": "rectified_flow"}, steps=100, batch_size=4)
+    result = train_ddpm(images, masks, settings, tmp_path / "model.pt", progress=False, checkpoint_every=100)
+    loss = result.losses["loss"].to_numpy()
+    assert np.isfinite(loss).all() and loss[-20:].mean() < 0.5 * loss[:10].mean()
+    hu = sample_case(tmp_path / "model.pt", masks[0], case_id="flow",
+                     settings=SamplingSettings.from_config({"sampler": "euler", "steps": 8, "bf16": False}))
+    assert hu.shape == masks[0].shape and hu.dtype == np.int16
+    assert -1024 <= hu.min() and hu.max() <= 1024 and np.ptp(hu) > 100
+
+
 def test_model_file_records_what_sampling_needs(tmp_path):
     images, masks = toy_volumes(2, (16, 16, 24))
     train_ddpm(images, masks, tiny_settings(steps=3), tmp_path / "model.pt", spacing=(2.5, 1.0, 1.0),

@@ -9,13 +9,13 @@ from lungsynth.ddpm.settings import DdpmSettings
 LUNG_HU, NODULE_HU = -800, 0
 
 
-def tiny_settings(patch=(8, 8, 8), **training) -> DdpmSettings:
+def tiny_settings(patch=(8, 8, 8), schedule: dict | None = None, **training) -> DdpmSettings:
     """Net (8, 16, 16) with 8 groups, small patches, fp32 (bit-reproducible on CPU)."""
     values = {"patch_size": list(patch), "steps": 20, "batch_size": 2, "learning_rate": 1e-3,
               "bf16": False, "seed": 0}
     values.update(training)
     return DdpmSettings.from_config({"network": {"channels": [8, 16, 16], "norm_num_groups": 8},
-                                     "training": values})
+                                     "schedule": schedule or {}, "training": values})
 
 
 def toy_volumes(n: int = 4, shape=(16, 16, 16), seed: int = 0):

@@ -108,8 +108,8 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
     """Generate one volume for ``mask (D, H, W)``; returns ``(D, H, W)`` float32 in [-1, 1].
 
     ``sampler`` ``ddpm`` runs all T steps (``steps`` ignored unless it differs from T: error);
-    ``ddim`` runs ``steps`` steps with noise weight ``eta`` (0 = deterministic given x_T).
-    The model generates ``(image - mean_image) * data_scale`` (no mean image: 0; no scale: 1);
+    ``ddim`` runs ``steps`` steps with noise weight ``eta`` (0 = deterministic given x_T);
+    ``euler`` (a rectified-flow model) ``steps`` Euler steps of its ODE. The model generates ``(image - mean_image) * data_scale`` (no mean image: 0; no scale: 1);
     both are undone here. With ``schedule.clip_sample`` the predicted x_0 is clipped at every step
     to the per-voxel range that keeps the image in [-1, 1] (:func:`clip_prediction`).
     """
@@ -122,12 +122,14 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
     if schedule.clip_sample:
         low, high = diffusion_bounds(mean_image, data_scale, condition.shape[2:])
         bounds = (low.to(device)[None, None], high.to(device)[None, None])
-    alphas_cumprod = scheduler.alphas_cumprod.to(device)
+    flow = schedule.flow
+    alphas_cumprod = None if flow else scheduler.alphas_cumprod.to(device)
     denoise = Denoiser(model, condition, mode=mode, window=window, overlap=overlap, blend=blend,
                        window_batch=window_batch, bf16=bf16)
     shape = (1, 1, *condition.shape[2:])
     x = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
     timesteps = [int(t) for t in scheduler.timesteps]
+    following = dict(zip(timesteps, timesteps[1:] + [0]))   # a flow's Euler step goes to the next t, the last to 0
     if progress:  # a bar for a console, log records for a rule's log
         steps_done = tqdm(timesteps, desc=f"sample {sampler}", unit="step", file=sys.stderr,
                           mininterval=0.5 if sys.stderr.isatty() else 30.0)
@@ -135,6 +137,11 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
         steps_done = logged_progress(timesteps, f"sample {sampler}")
     for t in steps_done:
         prediction = denoise(x, t)
+        if flow:
+            if bounds is not None:
+                prediction = clip_flow(prediction, x, t / schedule.num_train_timesteps, *bounds)
+            x, _ = scheduler.step(prediction, t, x, following[t])
+            continue
         if bounds is not None:
             prediction = clip_prediction(prediction, x, alphas_cumprod[t], schedule.prediction_type, *bounds)
         if sampler == "ddim":
@@ -168,6 +175,14 @@ def clip_prediction(prediction: torch.Tensor, x_t: torch.Tensor, alpha_bar: torc
     x0 = torch.maximum(torch.minimum(implied_x0(prediction, x_t, alpha_bar, prediction_type), high), low)
     epsilon = (x_t - a * x0) / b
     return a * epsilon - b * x0 if prediction_type == "v_prediction" else epsilon
+
+
+def clip_flow(velocity: torch.Tensor, x_t: torch.Tensor, noise_share: float, low: torch.Tensor,
+              high: torch.Tensor) -> torch.Tensor:
+    """A rectified flow's predicted velocity (x_0 - noise) at ``x_t = (1 - s) x_0 + s noise``, with
+    the x_0 it implies, ``x_t + s v``, clipped per voxel to ``[low, high]`` (as :func:`clip_prediction`)."""
+    x0 = torch.maximum(torch.minimum(x_t + noise_share * velocity, high), low)
+    return (x0 - x_t) / noise_share
 
 
 def _mask_array(mask, where: str) -> np.ndarray:

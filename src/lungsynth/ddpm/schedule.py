@@ -1,5 +1,6 @@
 """Noise schedule and samplers: MONAI's DDPMScheduler / DDIMScheduler (T = 1000, linear betas
-or the cosine schedule), and what training draws from the schedule: timesteps and loss weights.
+or the cosine schedule) or its RFlowScheduler (rectified flow, sampled by Euler steps), and what
+training draws from the schedule: timesteps, target and loss weights.
 
 The only thing added by hand is the DDIM step spacing: MONAI 1.6's ``DDIMScheduler.step`` jumps
 ``T // steps`` back from each timestep, while its ``set_timesteps`` spaces them by
@@ -11,7 +12,7 @@ The only thing added by hand is the DDIM step spacing: MONAI 1.6's ``DDIMSchedul
 from __future__ import annotations
 
 import torch
-from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
+from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
 
 from ..errors import InputError
 from .settings import ScheduleSettings
@@ -32,18 +33,33 @@ def _schedule_args(settings: ScheduleSettings) -> dict:
     return args
 
 
-def training_scheduler(settings: ScheduleSettings) -> DDPMScheduler:
-    """The forward process used in training (``add_noise``, ``get_velocity``)."""
+def training_scheduler(settings: ScheduleSettings) -> DDPMScheduler | RFlowScheduler:
+    """The forward process used in training (``add_noise``; the target: :func:`training_target`).
+    Rectified flow draws its timesteps as the DDPM's do (integers below T, ``draw_timesteps``)."""
+    if settings.flow:
+        return RFlowScheduler(num_train_timesteps=settings.num_train_timesteps, use_discrete_timesteps=True)
     return DDPMScheduler(**_schedule_args(settings))
 
 
 def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | None = None):
-    """A DDPM (all T steps) or DDIM (``steps`` steps) scheduler with its timesteps set.
+    """A DDPM (all T steps), DDIM (``steps`` steps) or, for a rectified flow, an Euler (``steps``
+    steps from t = T to 0) scheduler with its timesteps set.
 
     DDPM in MONAI always steps from t to t-1, so it runs all ``T`` steps; asking it for fewer is
-    an InputError (use DDIM).
+    an InputError (use DDIM). A sampler of the other kind of model is an InputError too.
     """
     T = settings.num_train_timesteps
+    if settings.flow != (sampler == "euler"):
+        raise InputError("sampling.sampler", f"{sampler} cannot sample a model trained with ddpm.schedule.schedule: "
+                                             f"{settings.schedule} (rectified_flow samples with euler, the DDPM "
+                                             f"schedules with ddim or ddpm)")
+    if sampler == "euler":
+        steps = 30 if steps is None else int(steps)
+        if not 1 <= steps <= T:
+            raise InputError("sampling.steps", f"Euler steps must be in 1..{T}, got {steps}")
+        scheduler = RFlowScheduler(num_train_timesteps=T, use_discrete_timesteps=True)
+        scheduler.set_timesteps(steps)
+        return scheduler
     if sampler == "ddpm":
         if steps not in (None, T):
             raise InputError("sampling.steps", f"the DDPM sampler runs all {T} steps (got {steps}); "
@@ -58,7 +74,7 @@ def sampling_scheduler(settings: ScheduleSettings, sampler: str, steps: int | No
         scheduler = DDIMScheduler(**_schedule_args(settings))
         set_sampling_steps(scheduler, steps)
         return scheduler
-    raise InputError("sampling.sampler", f"expected ddim or ddpm, got {sampler!r}")
+    raise InputError("sampling.sampler", f"expected ddim, ddpm or euler, got {sampler!r}")
 
 
 def set_sampling_steps(scheduler: DDIMScheduler, steps: int) -> None:
@@ -68,9 +84,12 @@ def set_sampling_steps(scheduler: DDIMScheduler, steps: int) -> None:
     scheduler.timesteps = torch.arange(steps - 1, -1, -1, dtype=torch.long) * k
 
 
-def training_target(scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor,
+def training_target(scheduler: DDPMScheduler | RFlowScheduler, x0: torch.Tensor, noise: torch.Tensor,
                     timesteps: torch.Tensor) -> torch.Tensor:
-    """What the net learns to predict: the noise (epsilon, the paper's) or the velocity v."""
+    """What the net learns to predict: the noise (epsilon, the paper's) or the velocity v; for a
+    rectified flow its velocity x_0 - noise (MAISI's target; RFlowScheduler.step adds it up)."""
+    if isinstance(scheduler, RFlowScheduler):
+        return x0 - noise
     if scheduler.prediction_type == "v_prediction":
         return scheduler.get_velocity(x0, noise, timesteps)
     return noise

@@ -51,6 +51,11 @@ class ScheduleSettings(Section):
     prediction_type: str
     clip_sample: bool
 
+    @property
+    def flow(self) -> bool:
+        """Rectified flow (MONAI's RFlowScheduler) instead of a DDPM noise schedule."""
+        return self.schedule == "rectified_flow"
+
     def __post_init__(self):
         if not self.beta_start < self.beta_end:
             raise InputError(f"{self.PATH}.beta_end", f"need beta_start < beta_end, got "
@@ -113,6 +118,12 @@ class DdpmSettings(Section):
     schedule: ScheduleSettings
     intensity: IntensitySettings
     training: TrainingSettings
+
+    def __post_init__(self):
+        if self.schedule.schedule == "rectified_flow" and self.training.loss_weighting != "none":
+            raise InputError(f"{self.PATH}.training.loss_weighting",
+                             f"{self.training.loss_weighting} weights the DDPM schedules' SNR; "
+                             "ddpm.schedule.schedule: rectified_flow trains with none")
 
 
 @dataclass(frozen=True)

@@ -384,7 +384,8 @@ def train_ddpm(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], settin
     if loss_png:
         from .figures import loss_curve_figure
 
-        target = "epsilon" if settings.schedule.prediction_type == "epsilon" else "v"
+        target = ("x_0 - noise" if settings.schedule.flow else
+                  "epsilon" if settings.schedule.prediction_type == "epsilon" else "v")
         save_figure(loss_png, loss_curve_figure(losses, title=f"DDPM training loss (MSE on {target})"))
     seconds = elapsed_before + time.perf_counter() - started
     log.info("DDPM training done: step %d, last loss %.4f, %.0f s in all; EMA decay reached %.4f "

@@ -90,7 +90,7 @@ def sample_batch(model_path, masks: dict, outputs: dict, settings: dict, threads
     torch_device = resolve_device(device)
     loaded = load_model(model_path, torch_device)
     log.info("sampling %d volume(s) on %s; %s %s steps, %s mode", len(masks), describe_device(torch_device, sampling.bf16),
-             sampling.sampler, sampling.steps if sampling.sampler == "ddim" else "all", sampling.mode)
+             sampling.sampler, "all" if sampling.sampler == "ddpm" else sampling.steps, sampling.mode)
     for number, (case, mask_path) in enumerate(sorted(masks.items()), start=1):
         out_image, out_mask = outputs[case]
         if keep_written and Path(out_image).exists() and Path(out_mask).exists():

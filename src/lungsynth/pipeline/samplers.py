@@ -19,19 +19,20 @@ from ..case_ids import case_id_of
 
 log = logging.getLogger(__name__)
 
-SAMPLER_NAME = re.compile(r"^(?:ddpm|ddim(?P<steps>[1-9][0-9]*))$")
+SAMPLER_NAME = re.compile(r"^(?:ddpm|(?P<kind>ddim|euler)(?P<steps>[1-9][0-9]*))$")
 COMPARED = ["mean_hu_nodule", "contrast_hu", "mean_hu_lung", "wasserstein_lung_hu", "fidelity_dice"]
 REFERENCE_SAMPLER = "ddpm"
 
 
 def sampler_settings(name: str, sampling: dict) -> dict:
     """The ``sampling:`` section with the sampler and step count that ``name`` spells:
-    ``ddpm`` (all T steps) or ``ddim<steps>``, e.g. ``ddim25``."""
+    ``ddpm`` (all T steps), ``ddim<steps>``, e.g. ``ddim25``, or ``euler<steps>`` (rectified flow)."""
     match = SAMPLER_NAME.match(name)
     if not match:
-        raise InputError("sampler_comparison.samplers", f"{name!r}: expected ddpm or ddim<steps>, e.g. ddim25")
+        raise InputError("sampler_comparison.samplers",
+                         f"{name!r}: expected ddpm, ddim<steps> or euler<steps>, e.g. ddim25")
     if match["steps"]:
-        return {**sampling, "sampler": "ddim", "steps": int(match["steps"])}
+        return {**sampling, "sampler": match["kind"], "steps": int(match["steps"])}
     return {**sampling, "sampler": "ddpm"}
 
 
