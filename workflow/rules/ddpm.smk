@@ -17,6 +17,8 @@ rule train_ddpm:
         "benchmarks/ddpm/train.tsv"
     params:
         settings=config["ddpm"],
+    # first among the jobs ready with it: every synthetic volume, and so two of the three arms, waits for it
+    priority: 10
     threads: threads_of("train_ddpm")
     resources:
         **resources_of("train_ddpm"),
