@@ -110,6 +110,13 @@ def test_worst_validation_cases_lie_below_the_mean_of_real_runs():
     assert worst["runs"].tolist() == [2, 2]
 
 
+def test_when_every_validation_case_ties_every_case_is_worst(caplog):
+    long = validation_long({"a": 0.0, "b": 0.0, "c": 0.0}).assign(dice=0.0)   # runs that found nothing
+    worst = worst_validation_cases(long)
+    assert sorted(worst["case"]) == ["a", "b", "c"] and (worst["threshold"] == 0.0).all()
+    assert "same mean Dice" in caplog.text
+
+
 def test_worst_validation_cases_need_real_validation_rows():
     with pytest.raises(InputError, match="validation"):
         worst_validation_cases(make_long({"Real": [0.5]}))

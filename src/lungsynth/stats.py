@@ -16,6 +16,7 @@ columns ``arm, run, subset, case, dice`` (subset: ``test`` or ``validation``).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Iterable, Sequence
 
@@ -25,6 +26,8 @@ from scipy import stats
 
 from .arms import LABELS, REFERENCE, arm as find_arm
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 LONG_COLUMNS = ["arm", "run", "subset", "case", "dice"]
 #: the arms as the Dice records name them: the reference arm (:data:`lungsynth.arms.REFERENCE`) and
@@ -272,14 +275,21 @@ def worst_validation_cases(long: pd.DataFrame, arm: str = REFERENCE_LABEL, subse
     """Validation cases whose Dice, averaged over ``arm``'s runs, lies below the mean of those averages.
 
     The paper's rule (it found 59 of 142). Columns ``case, mean_dice, runs, threshold``,
-    worst first. Cases exactly at the mean are not worst.
+    worst first. Cases exactly at the mean are not worst, unless every case is: when all cases tie
+    (Real runs that found no nodule anywhere, as in a short demo) the rule leaves nothing to target,
+    so every case counts as worst, with a warning.
     """
     rows = long[(long["arm"] == arm) & (long["subset"] == subset)]
     if rows.empty:
         raise InputError(f"{arm}/{subset}", "no Dice rows: the Real runs must predict the validation set")
     per_case = rows.groupby("case")["dice"].agg(mean_dice="mean", runs="count").reset_index()
     threshold = float(per_case["mean_dice"].mean())
-    worst = per_case[per_case["mean_dice"] < threshold].copy()
+    below = per_case["mean_dice"] < threshold
+    if not below.any():
+        log.warning("all %d %s cases have the same mean Dice %.4f over the %s runs: none lies below the "
+                    "mean, so every case counts as worst", len(per_case), subset, threshold, arm)
+        below[:] = True
+    worst = per_case[below].copy()
     worst["threshold"] = threshold
     return worst.sort_values(["mean_dice", "case"]).reset_index(drop=True)
 
