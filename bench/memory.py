@@ -493,7 +493,7 @@ def rules(args) -> int:
             model = run("nnunet_model", plan_cases, workdir / "nnunet-scratch")
             if model.get("status") != "ok":
                 print(f"nnU-Net model for synthetic_fidelity: {model}", file=sys.stderr)
-        add("synthetic_fidelity", 2 if args.quick else 3, run("synthetic_fidelity", 2 if args.quick else 3))
+        add("synthetic_fidelity", 2, run("synthetic_fidelity", 2))
     if args.csv:
         table = pd.DataFrame(rows, columns=RULE_COLUMNS)
         if args.only and args.csv.exists():   # the other rows as they were measured
