@@ -11,8 +11,7 @@ nets (memory.csv); on a CPU under an address-space limit (what does not fit: "ou
 measures only what the CSV lacks; :func:`analytic`: memory per voxel, every size (memory_analytic.csv).
 
 ``rules``: train_ddpm (its data path, one 32^3 step: at the paper's patch the activations live on the
-GPU), its former float32 stacking (``train_ddpm (before)``, extrapolated per crop), synthetic_quality,
-nnunet_plan and synthetic_fidelity (a one-iteration nnU-Net predicting) at config/lidc.yaml's size against what each asks (lungsynth.resources; paper_scale.csv), on
+GPU), synthetic_quality, nnunet_plan and synthetic_fidelity (a one-iteration nnU-Net predicting) at config/lidc.yaml's size against what each asks (lungsynth.resources; paper_scale.csv), on
 one stand-in chest crop (body, lungs, a nodule, noise) linked under every case name.
 """
 
@@ -145,17 +144,6 @@ def rule_train_ddpm(spec: dict) -> str:
     return "read_training_set + Trainer (mean image, patch sampler) + one 32^3 step (host side)"
 
 
-def rule_train_ddpm_before(spec: dict) -> str:
-    """The former path (main at 42aab6b): a list of crops, then float32 copies stacked."""
-    from lungsynth.io import read_nifti
-
-    images, masks = ([read_nifti(p)[0] for p in spec[kind]] for kind in ("images", "masks"))
-    hu = np.stack([np.clip(np.rint(np.asarray(i, dtype=np.float32)), -32768, 32767) for i in images])
-    nodules = np.stack([np.asarray(m) > 0 for m in masks])
-    hu.astype(np.int16), nodules.astype(np.uint8)
-    return "former read_training_set + stack_training_data"
-
-
 def rule_synthetic_quality(spec: dict) -> str:
     from lungsynth.pipeline.ddpm import quality
 
@@ -201,10 +189,9 @@ def rule_synthetic_fidelity(spec: dict) -> str:
             "(the same buffers, 8x the time on a CPU); network activations in host memory here, on the GPU there")
 
 
-ROW_RULES = ["train_ddpm", "train_ddpm (before)", "synthetic_quality", "nnunet_plan", "synthetic_fidelity"]
+ROW_RULES = ["train_ddpm", "synthetic_quality", "nnunet_plan", "synthetic_fidelity"]
 ASKED_AS = {"nnunet_model": "nnunet_train"}   # what a setup step's threads follow
-RULES = {"train_ddpm": rule_train_ddpm, "train_ddpm (before)": rule_train_ddpm_before,
-         "synthetic_quality": rule_synthetic_quality, "nnunet_plan": rule_nnunet_plan,
+RULES = {"train_ddpm": rule_train_ddpm, "synthetic_quality": rule_synthetic_quality, "nnunet_plan": rule_nnunet_plan,
          "nnunet_model": nnunet_model, "synthetic_fidelity": rule_synthetic_fidelity}
 
 
@@ -452,12 +439,11 @@ def rules(args) -> int:
     volume, rows = "x".join(map(str, size)), []
 
     def run(rule: str, n: int, scratch: Path | None = None) -> dict:
-        """``rule``'s code on ``n`` crops (all crops but for the former path; ``n`` planned by nnunet_plan)."""
-        crops = n if rule.endswith("(before)") else cases
+        """``rule``'s code on every crop (``n``: the cases nnunet_plan plans, the volumes fidelity predicts)."""
         with tempfile.TemporaryDirectory(dir=workdir) as temporary:
-            return measure({"rule": rule, "images": images[:crops], "masks": masks[:crops],
+            return measure({"rule": rule, "images": images, "masks": masks,
                             "scratch": str(scratch or temporary), "model": str(workdir / "nnunet-model"),
-                            "threads": rule_request(ASKED_AS.get(rule, rule.split()[0]), config, counts).threads,
+                            "threads": rule_request(ASKED_AS.get(rule, rule), config, counts).threads,
                             "synthetic": n if rule == "synthetic_fidelity" else 3 if args.quick else 10,
                             "plan_cases": n, "config": config}, None)
 
@@ -465,41 +451,27 @@ def rules(args) -> int:
         peak = result.get("peak_mb", float("nan"))   # none if the child failed
         if result.get("status") != "ok":
             note = f"failed ({result.get('status')}): {result.get('note', '')}"
-        asked = rule_request(rule.split()[0], config, counts).mem_mb
+        asked = rule_request(rule, config, counts).mem_mb
         rows.append({"rule": rule, "cases": n, "volume": volume, "measured_peak_mb": round(peak, 1),
                      "mem_mb_asked": asked, "seconds": round(result.get("seconds", float("nan")), 1),
                      "note": note or result["note"], "cpu": cpu_description()})
         print(f"{rule:22} {n:5} cases {volume}: peak {peak:9.0f} MB, asked {asked:7} MB "
               f"({rows[-1]['seconds']} s) {note}", flush=True)
 
-    wanted = set(args.only or ROW_RULES)
-    if "train_ddpm" in wanted:
-        add("train_ddpm", cases, run("train_ddpm", cases))
-    if "train_ddpm (before)" in wanted:   # linear in the crops: measured on two counts, extrapolated to all
-        (n1, first), (n2, second) = [(n, run("train_ddpm (before)", n)) for n in
-                                     (min(cases, n) for n in ((3, 6) if args.quick else (20, 40)))]
-        p1, p2 = first.get("peak_mb", float("nan")), second.get("peak_mb", float("nan"))
-        per_crop = (p2 - p1) / (n2 - n1)
-        add("train_ddpm (before)", cases, {**second, "peak_mb": p2 + per_crop * (cases - n2)},
-            f"{second.get('note')}: {p1:.0f} MB on {n1} crops, {p2:.0f} MB on {n2}, "
-            f"extrapolated at {per_crop:.1f} MB per crop")
-    if "synthetic_quality" in wanted:
-        add("synthetic_quality", cases, run("synthetic_quality", cases))
-    plan_cases = 6 if args.quick else 8
-    if "nnunet_plan" in wanted:
-        add("nnunet_plan", plan_cases, run("nnunet_plan", plan_cases))
-    if "synthetic_fidelity" in wanted:
-        if not (workdir / "nnunet-model").exists():
-            model = run("nnunet_model", plan_cases, workdir / "nnunet-scratch")
+    wanted, plan_cases = set(args.only or ROW_RULES), 6 if args.quick else 8
+    for rule, n in (("train_ddpm", cases), ("synthetic_quality", cases), ("nnunet_plan", plan_cases),
+                    ("synthetic_fidelity", 2)):
+        if rule == "synthetic_fidelity" and rule in wanted and not (workdir / "nnunet-model").exists():
+            model = run("nnunet_model", plan_cases, workdir / "nnunet-scratch")   # what fidelity predicts with
             if model.get("status") != "ok":
                 print(f"nnU-Net model for synthetic_fidelity: {model}", file=sys.stderr)
-        add("synthetic_fidelity", 2, run("synthetic_fidelity", 2))
+        if rule in wanted:
+            add(rule, n, run(rule, n))
     if args.csv:
         table = pd.DataFrame(rows, columns=RULE_COLUMNS)
         if args.only and args.csv.exists():   # the other rows as they were measured
             kept = pd.read_csv(args.csv)
             table = pd.concat([kept[~kept["rule"].isin(wanted)], table], ignore_index=True)
-            table = table.sort_values("rule", key=lambda r: r.map(ROW_RULES.index), kind="stable")
         write_csv(args.csv, table)
     return 0
 
