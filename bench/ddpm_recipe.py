@@ -284,6 +284,8 @@ def main(argv=None) -> int:
     p.add_argument("--judge", default=JUDGE, help=f"the frozen real-data model (default {JUDGE}: the config's nnunet)")
     p.add_argument("--judge-set", action="append", default=[], help="key=value of the judge's nnunet settings")
     p.add_argument("--quick", action="store_true", help="a tiny net and judge, 5 CPU-s, 1 mask x 1 seed")
+    p.add_argument("--norm-check", action="store_true", help="instead of scoring: the trained model's whole-crop "
+                   "against windowed predictions of --masks noised validation crops (norm_consistency.csv)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recipe")
     p.add_argument("--csv", type=Path, default=ROOT / "docs" / "benchmark" / "ddpm_ab.csv")
     args = p.parse_args(argv)
@@ -305,8 +307,19 @@ def main(argv=None) -> int:
                              args.probe_every)
     log.info("%s: %d steps in %.0f CPU s (%.2f patches/s)", args.name, record["trained_steps"],
              record["cpu_seconds"], record["patches_per_s"])
-    judge, model = judge_model(data, config, args.out, args.judge, args.judge_set, args.threads)
     cases = data.split["validation"][: args.masks]
+    if args.norm_check:   # docs/benchmark/ddpm_defects.csv, defect 1: whole-crop against windowed predictions
+        from lungsynth.ddpm.checkpoint import load_model
+        from lungsynth.ddpm.probe import norm_consistency
+        from lungsynth.runtime import set_threads
+
+        set_threads(args.threads)
+        images, masks, _ = read_training_set(*(data.paths(kind, cases) for kind in ("images", "masks")))
+        table = norm_consistency(load_model(out / "model.pt", "cpu"), images, masks)
+        write_csv(out / "norm_consistency.csv", table)
+        print(table.groupby(["t", "region"])[["rms_difference_hu", "rms_error_windowed_hu", "relative"]].mean())
+        return 0
+    judge, model = judge_model(data, config, args.out, args.judge, args.judge_set, args.threads)
     real = real_reference(data, judge, args.out / args.judge, model, cases, args.threads)
     table = sample_and_score(data, config, judge, out, model, cases, args.seeds, args.threads,
                              execution["sampling_window_batch"])

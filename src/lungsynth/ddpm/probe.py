@@ -68,3 +68,54 @@ class LossProbe:
         per_bin = {f"t{int(b * total / self.bins)}": float(per_sample[self.bin_of == b].mean())
                    for b in range(self.bins)}
         return pd.Series({**per_bin, "all": float(per_sample.mean())})
+
+
+@torch.no_grad()
+def norm_consistency(loaded, images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                     noise_levels: Sequence[float] = (0.05, 0.2, 0.5, 0.8), overlap: float = 0.5,
+                     lung_threshold_hu: float = -400.0, seed: int = 0) -> pd.DataFrame:
+    """Does the net predict the same over the whole crop as over training-sized windows of it?
+
+    GroupNorm averages over a training patch in training, but over the whole crop when a volume is
+    sampled whole (the paper's mode). Each crop of ``images`` (HU) is noised to t = level x T for
+    each of ``noise_levels`` (t = 50, 200, 500, 800 of 1000); the model (a :class:`~lungsynth.ddpm.checkpoint.LoadedModel`) predicts it whole and
+    in windows of its patch size at ``overlap`` (the windowed sampling mode). One row per crop, t and
+    region (lung: below ``lung_threshold_hu`` in the clean crop; outside): the RMS difference of the
+    two implied x_0 in HU, each one's RMS error against the clean crop, and ``relative`` = the
+    difference over the windowed error (the mode's share of the model's own error).
+    """
+    from .coordinates import whole_condition
+    from .intensity import model_to_hu
+    from .sample import Denoiser, implied_x0
+
+    scheduler, generator = training_scheduler(loaded.schedule), torch.Generator().manual_seed(seed)
+    device = next(loaded.model.parameters()).device
+    mean = 0.0 if loaded.mean_image is None else loaded.mean_image[None, None].cpu()
+    rows = []
+    for index, (hu, mask) in enumerate(zip(images, masks)):
+        clean = hu_to_model(torch.as_tensor(np.asarray(hu, dtype=np.float32)), loaded.intensity)
+        hu = model_to_hu(clean, loaded.intensity)   # the truth inside the HU window
+        x0 = (clean[None, None] - mean) * loaded.data_scale
+        condition = whole_condition(np.asarray(mask) > 0).to(device)
+        lung = hu < lung_threshold_hu
+        modes = {m: Denoiser(loaded.model, condition, mode=m, window=loaded.patch_size, overlap=overlap)
+                 for m in ("whole", "windowed")}
+        for t in (int(level * scheduler.num_train_timesteps) for level in noise_levels):
+            noise = torch.randn(x0.shape, generator=generator)
+            step = torch.tensor([int(t)])
+            x_t = scheduler.add_noise(x0, noise, step)
+            if loaded.schedule.flow:   # x_0 = x_t + (t/T) v
+                implied = {m: x_t + t / scheduler.num_train_timesteps * d(x_t.to(device), t).cpu()
+                           for m, d in modes.items()}
+            else:
+                implied = {m: implied_x0(d(x_t.to(device), t).cpu(), x_t, scheduler.alphas_cumprod[t],
+                                         loaded.schedule.prediction_type) for m, d in modes.items()}
+            hu_of = {m: model_to_hu(x / loaded.data_scale + mean, loaded.intensity)[0, 0] for m, x in implied.items()}
+            for region, where in (("lung", lung), ("outside", ~lung)):
+                def rms(a, b):
+                    return float((a - b)[where].pow(2).mean().sqrt())
+                difference, error = rms(hu_of["whole"], hu_of["windowed"]), rms(hu_of["windowed"], hu)
+                rows.append({"crop": index, "t": int(t), "region": region, "rms_difference_hu": difference,
+                             "rms_error_whole_hu": rms(hu_of["whole"], hu), "rms_error_windowed_hu": error,
+                             "relative": difference / error if error > 0 else float("nan")})
+    return pd.DataFrame(rows)
