@@ -309,14 +309,23 @@ def main(argv=None) -> int:
              record["cpu_seconds"], record["patches_per_s"])
     cases = data.split["validation"][: args.masks]
     if args.norm_check:   # docs/benchmark/ddpm_defects.csv, defect 1: whole-crop against windowed predictions
+        import torch
+
         from lungsynth.ddpm.checkpoint import load_model
+        from lungsynth.ddpm.coordinates import PatchSampler
+        from lungsynth.ddpm.figures import norm_consistency_figure, patch_coverage_figure
         from lungsynth.ddpm.probe import norm_consistency
+        from lungsynth.io import save_figure
         from lungsynth.runtime import set_threads
 
         set_threads(args.threads)
         images, masks, _ = read_training_set(*(data.paths(kind, cases) for kind in ("images", "masks")))
         table = norm_consistency(load_model(out / "model.pt", "cpu"), images, masks)
         write_csv(out / "norm_consistency.csv", table)
+        save_figure(out / "norm_consistency.png", norm_consistency_figure(table, f"{args.name}: whole against windowed"))
+        coverage = {d: PatchSampler(torch.from_numpy(images[:1]), torch.from_numpy(masks[:1]), settings.training.patch_size,
+                                    0.0, d).coverage(20000, torch.Generator().manual_seed(0)) for d in ("corner", "padded")}
+        save_figure(out / "patch_coverage.png", patch_coverage_figure(coverage, f"{settings.training.patch_size} patches"))
         print(table.groupby(["t", "region"])[["rms_difference_hu", "rms_error_windowed_hu", "relative"]].mean())
         return 0
     judge, model = judge_model(data, config, args.out, args.judge, args.judge_set, args.threads)

@@ -24,3 +24,17 @@ def test_figure2_shows_mask_synthetic_and_real_rows(tmp_path):
     save_figure(tmp_path / "fig2.png", fig)
     assert (tmp_path / "fig2.png").stat().st_size > 1000
     assert len(figure2([{k: v for k, v in c.items() if k != "real"} for c in cases]).axes) == 6
+
+
+def test_coverage_and_norm_consistency_figures_draw_every_map_and_region(tmp_path):
+    from lungsynth.ddpm.figures import norm_consistency_figure, patch_coverage_figure
+
+    cover = np.ones((8, 12, 16))
+    fig = patch_coverage_figure({"corner": cover * 0.5, "padded": cover})
+    assert [a.get_title() for a in fig.axes[:2]] == ["corner draw", "padded draw"]
+    table = pd.DataFrame([{"crop": 0, "t": t, "region": r, "rms_difference_hu": 1.0, "rms_error_windowed_hu": 5.0}
+                          for t in (50, 500) for r in ("lung", "outside")])
+    fig = norm_consistency_figure(table)
+    assert len(fig.axes[0].lines) == 4      # per region: the difference and the windowed error
+    save_figure(tmp_path / "n.png", fig)
+    assert (tmp_path / "n.png").read_bytes()[:4] == b"\x89PNG"

@@ -108,3 +108,37 @@ def samples_grid(rows: dict, window: tuple[float, float] = WINDOW_HU, title: str
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def patch_coverage_figure(coverages: dict, title: str = "patch coverage"):
+    """Coronal middle slice of each ``name -> (D, H, W)`` coverage map (:meth:`PatchSampler.coverage`,
+    1 = the mean): how often training sees each voxel of the crop."""
+    fig, axes = plt.subplots(1, len(coverages), figsize=(3.8 * len(coverages), 3.4), squeeze=False)
+    for ax, (name, cover) in zip(axes[0], coverages.items()):
+        image = ax.imshow(np.asarray(cover)[:, cover.shape[1] // 2, :], vmin=0, vmax=2.5, cmap="magma",
+                          origin="lower")
+        ax.set_title(f"{name} draw")
+        ax.set_xlabel("x (voxels)")
+        ax.set_ylabel("z (voxels)")
+    fig.colorbar(image, ax=axes[0].tolist(), label="coverage / mean")
+    fig.suptitle(title)
+    return fig
+
+
+def norm_consistency_figure(table: pd.DataFrame, title: str = "whole-crop against windowed predictions"):
+    """Per noise level and region, the RMS difference of the implied x_0 between the two modes next
+    to the windowed prediction's own error (a table of :func:`lungsynth.ddpm.probe.norm_consistency`)."""
+    means = table.groupby(["region", "t"])[["rms_difference_hu", "rms_error_windowed_hu"]].mean()
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for color, region in zip(("C0", "C1"), means.index.get_level_values(0).unique()):
+        part = means.loc[region]
+        ax.plot(part.index, part["rms_difference_hu"], "o-", color=color, label=f"{region}: whole - windowed")
+        ax.plot(part.index, part["rms_error_windowed_hu"], "o--", color=color, alpha=0.5,
+                label=f"{region}: windowed - truth")
+    ax.set_xlabel("t")
+    ax.set_ylabel("RMS of the implied x_0 (HU)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
