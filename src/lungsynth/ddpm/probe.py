@@ -78,15 +78,16 @@ def norm_consistency(loaded, images: Sequence[np.ndarray], masks: Sequence[np.nd
 
     GroupNorm averages over a training patch in training, but over the whole crop when a volume is
     sampled whole (the paper's mode). Each crop of ``images`` (HU) is noised to t = level x T for
-    each of ``noise_levels`` (t = 50, 200, 500, 800 of 1000); the model (a :class:`~lungsynth.ddpm.checkpoint.LoadedModel`) predicts it whole and
-    in windows of its patch size at ``overlap`` (the windowed sampling mode). One row per crop, t and
+    each of ``noise_levels`` (t = 50, 200, 500, 800 of 1000); the model (a
+    :class:`~lungsynth.ddpm.checkpoint.LoadedModel`) predicts it whole and in windows of its patch
+    size at ``overlap`` (the windowed sampling mode). One row per crop, t and
     region (lung: below ``lung_threshold_hu`` in the clean crop; outside): the RMS difference of the
     two implied x_0 in HU, each one's RMS error against the clean crop, and ``relative`` = the
     difference over the windowed error (the mode's share of the model's own error).
     """
     from .coordinates import whole_condition
     from .intensity import model_to_hu
-    from .sample import Denoiser, implied_x0
+    from .sample import Denoiser, flow_x0, implied_x0
 
     scheduler, generator = training_scheduler(loaded.schedule), torch.Generator().manual_seed(seed)
     device = next(loaded.model.parameters()).device
@@ -102,14 +103,13 @@ def norm_consistency(loaded, images: Sequence[np.ndarray], masks: Sequence[np.nd
                  for m in ("whole", "windowed")}
         for t in (int(level * scheduler.num_train_timesteps) for level in noise_levels):
             noise = torch.randn(x0.shape, generator=generator)
-            step = torch.tensor([int(t)])
-            x_t = scheduler.add_noise(x0, noise, step)
-            if loaded.schedule.flow:   # x_0 = x_t + (t/T) v
-                implied = {m: x_t + t / scheduler.num_train_timesteps * d(x_t.to(device), t).cpu()
-                           for m, d in modes.items()}
+            x_t = scheduler.add_noise(x0, noise, torch.tensor([t]))
+            predicted = {m: d(x_t.to(device), t).cpu() for m, d in modes.items()}
+            if loaded.schedule.flow:
+                implied = {m: flow_x0(v, x_t, t / scheduler.num_train_timesteps) for m, v in predicted.items()}
             else:
-                implied = {m: implied_x0(d(x_t.to(device), t).cpu(), x_t, scheduler.alphas_cumprod[t],
-                                         loaded.schedule.prediction_type) for m, d in modes.items()}
+                implied = {m: implied_x0(p, x_t, scheduler.alphas_cumprod[t], loaded.schedule.prediction_type)
+                           for m, p in predicted.items()}
             hu_of = {m: model_to_hu(x / loaded.data_scale + mean, loaded.intensity)[0, 0] for m, x in implied.items()}
             for region, where in (("lung", lung), ("outside", ~lung)):
                 def rms(a, b):

@@ -109,7 +109,8 @@ def sample_volume(model: torch.nn.Module, mask, schedule: ScheduleSettings, *, s
 
     ``sampler`` ``ddpm`` runs all T steps (``steps`` ignored unless it differs from T: error);
     ``ddim`` runs ``steps`` steps with noise weight ``eta`` (0 = deterministic given x_T);
-    ``euler`` (a rectified-flow model) ``steps`` Euler steps of its ODE. The model generates ``(image - mean_image) * data_scale`` (no mean image: 0; no scale: 1);
+    ``euler`` (a rectified-flow model) ``steps`` Euler steps of its ODE. The model generates
+    ``(image - mean_image) * data_scale`` (no mean image: 0; no scale: 1);
     both are undone here. With ``schedule.clip_sample`` the predicted x_0 is clipped at every step
     to the per-voxel range that keeps the image in [-1, 1] (:func:`clip_prediction`).
     """
@@ -177,11 +178,16 @@ def clip_prediction(prediction: torch.Tensor, x_t: torch.Tensor, alpha_bar: torc
     return a * epsilon - b * x0 if prediction_type == "v_prediction" else epsilon
 
 
+def flow_x0(velocity: torch.Tensor, x_t: torch.Tensor, noise_share: float) -> torch.Tensor:
+    """The x_0 a rectified flow's velocity (x_0 - noise) implies at ``x_t = (1 - s) x_0 + s noise``."""
+    return x_t + noise_share * velocity
+
+
 def clip_flow(velocity: torch.Tensor, x_t: torch.Tensor, noise_share: float, low: torch.Tensor,
               high: torch.Tensor) -> torch.Tensor:
-    """A rectified flow's predicted velocity (x_0 - noise) at ``x_t = (1 - s) x_0 + s noise``, with
-    the x_0 it implies, ``x_t + s v``, clipped per voxel to ``[low, high]`` (as :func:`clip_prediction`)."""
-    x0 = torch.maximum(torch.minimum(x_t + noise_share * velocity, high), low)
+    """A rectified flow's velocity with the x_0 it implies (:func:`flow_x0`) clipped per voxel to
+    ``[low, high]`` (as :func:`clip_prediction`)."""
+    x0 = torch.maximum(torch.minimum(flow_x0(velocity, x_t, noise_share), high), low)
     return (x0 - x_t) / noise_share
 
 
