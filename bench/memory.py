@@ -11,7 +11,8 @@ nets (memory.csv); on a CPU under an address-space limit (what does not fit: "ou
 measures only what the CSV lacks; :func:`analytic`: memory per voxel, every size (memory_analytic.csv).
 
 ``rules``: train_ddpm (its data path, one 32^3 step: at the paper's patch the activations live on the
-GPU), synthetic_quality, nnunet_plan and synthetic_fidelity (a one-iteration nnU-Net predicting) at config/lidc.yaml's size against what each asks (lungsynth.resources; paper_scale.csv), on
+GPU), synthetic_quality, nnunet_plan and synthetic_fidelity (a one-iteration nnU-Net predicting) at
+config/lidc.yaml's size against what each asks (lungsynth.resources; paper_scale.csv), on
 one stand-in chest crop (body, lungs, a nodule, noise) linked under every case name.
 """
 
