@@ -26,19 +26,23 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 
 from benchlib import ROOT, Data, config_with, locked, real_arm_plan, replace_rows, with_sets
 from lungsynth.arms import REFERENCE
 from lungsynth.config import complete
-from lungsynth.ddpm.probe import LossProbe
+from lungsynth.ddpm.checkpoint import load_model
+from lungsynth.ddpm.coordinates import PatchSampler
+from lungsynth.ddpm.figures import norm_consistency_figure, patch_coverage_figure
+from lungsynth.ddpm.probe import LossProbe, norm_consistency
 from lungsynth.ddpm.quality import lung_hu_sample, nodule_like_blobs, spacing_zyx, volume_quality
 from lungsynth.ddpm.sample import sample_case
 from lungsynth.ddpm.settings import DdpmSettings, QualitySettings, SamplingSettings
 from lungsynth.ddpm.train import train_ddpm
-from lungsynth.io import read_nifti, write_csv, write_nifti
+from lungsynth.io import read_nifti, save_figure, write_csv, write_nifti
 from lungsynth.pipeline.ddpm import read_training_set
-from lungsynth.runtime import cpu_description
+from lungsynth.runtime import cpu_description, set_threads
 
 log = logging.getLogger("ddpm_recipe")
 #: --quick: a tiny net, sampler and judge (a check of the harness on any run folder, not a result)
@@ -109,6 +113,21 @@ def train_in_budget(data: Data, settings: DdpmSettings, out: Path, budget: float
         record["probe_loss"] = float(pd.read_csv(out / "probe.csv")["all"].iloc[-1])
     record_path.write_text(json.dumps(record, indent=1))
     return record
+
+
+def norm_check(data: Data, settings: DdpmSettings, out: Path, cases: list, name: str, threads: int) -> None:
+    """docs/benchmark/ddpm_defects.csv, defects 1 and 2: the trained model's whole-crop against windowed
+    predictions of noised ``cases`` (norm_consistency.csv and .png), and the patch draws' coverage."""
+    set_threads(threads)
+    images, masks, _ = read_training_set(*(data.paths(kind, cases) for kind in ("images", "masks")))
+    table = norm_consistency(load_model(out / "model.pt", "cpu"), images, masks)
+    write_csv(out / "norm_consistency.csv", table)
+    save_figure(out / "norm_consistency.png", norm_consistency_figure(table, f"{name}: whole against windowed"))
+    patch, first = settings.training.patch_size, (torch.from_numpy(images[:1]), torch.from_numpy(masks[:1]))
+    coverage = {draw: PatchSampler(*first, patch, 0.0, draw).coverage(20000, torch.Generator().manual_seed(0))
+                for draw in ("corner", "padded")}
+    save_figure(out / "patch_coverage.png", patch_coverage_figure(coverage, f"{patch} patches"))
+    print(table.groupby(["t", "region"])[["rms_difference_hu", "rms_error_windowed_hu", "relative"]].mean())
 
 
 # ----------------------------------------------------------------------------- the frozen model
@@ -308,25 +327,8 @@ def main(argv=None) -> int:
     log.info("%s: %d steps in %.0f CPU s (%.2f patches/s)", args.name, record["trained_steps"],
              record["cpu_seconds"], record["patches_per_s"])
     cases = data.split["validation"][: args.masks]
-    if args.norm_check:   # docs/benchmark/ddpm_defects.csv, defect 1: whole-crop against windowed predictions
-        import torch
-
-        from lungsynth.ddpm.checkpoint import load_model
-        from lungsynth.ddpm.coordinates import PatchSampler
-        from lungsynth.ddpm.figures import norm_consistency_figure, patch_coverage_figure
-        from lungsynth.ddpm.probe import norm_consistency
-        from lungsynth.io import save_figure
-        from lungsynth.runtime import set_threads
-
-        set_threads(args.threads)
-        images, masks, _ = read_training_set(*(data.paths(kind, cases) for kind in ("images", "masks")))
-        table = norm_consistency(load_model(out / "model.pt", "cpu"), images, masks)
-        write_csv(out / "norm_consistency.csv", table)
-        save_figure(out / "norm_consistency.png", norm_consistency_figure(table, f"{args.name}: whole against windowed"))
-        coverage = {d: PatchSampler(torch.from_numpy(images[:1]), torch.from_numpy(masks[:1]), settings.training.patch_size,
-                                    0.0, d).coverage(20000, torch.Generator().manual_seed(0)) for d in ("corner", "padded")}
-        save_figure(out / "patch_coverage.png", patch_coverage_figure(coverage, f"{settings.training.patch_size} patches"))
-        print(table.groupby(["t", "region"])[["rms_difference_hu", "rms_error_windowed_hu", "relative"]].mean())
+    if args.norm_check:
+        norm_check(data, settings, out, cases, args.name, args.threads)
         return 0
     judge, model = judge_model(data, config, args.out, args.judge, args.judge_set, args.threads)
     real = real_reference(data, judge, args.out / args.judge, model, cases, args.threads)
