@@ -23,5 +23,6 @@ include: "workflow/rules/samplers.smk"
 
 rule all:
     input:
+        ddpm_outputs,  # no checkpoint in these paths: the DDPM is scheduled beside the Real arm, not after it
         all_outputs,
     default_target: True

@@ -1,5 +1,8 @@
 import contextlib
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -71,6 +74,20 @@ def test_a_job_that_asked_for_a_gpu_stops_at_once_without_one(monkeypatch, tmp_p
     assert scripting.job_device(job) == "cuda"
     job.resources.gpu = 0
     assert scripting.job_device(job) == "auto"
+
+
+def test_a_job_script_leaves_torch_unloaded_and_a_torch_loaded_later_takes_its_threads(tmp_path):
+    """A job that needs no network must not pay torch's import; one that does gets the job's threads."""
+    check = ("import sys, types\n"
+             "from lungsynth import scripting\n"
+             f"job = types.SimpleNamespace(log=[{str(tmp_path / 'job.log')!r}], threads=1)\n"
+             "scripting.run(job, lambda: print('torch loaded' if 'torch' in sys.modules else 'torch not loaded'))\n"
+             "import torch\n"
+             "print('threads', torch.get_num_threads())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["torch not loaded", "threads 1"], result.stdout
 
 
 def test_gpu_bf16_needs_native_support(monkeypatch):

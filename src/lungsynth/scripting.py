@@ -35,9 +35,7 @@ def run(snakemake, main: Callable[[], None]) -> None:
     """
     log_path = snakemake.log[0] if len(snakemake.log) else None
     configure_logging(log_path)
-    from .runtime import set_threads
-
-    set_threads(getattr(snakemake, "threads", 1))
+    limit_threads(getattr(snakemake, "threads", 1))
     try:
         gpus = _gpus_asked(snakemake)
         if gpus:
@@ -48,6 +46,21 @@ def run(snakemake, main: Callable[[], None]) -> None:
     except InputError as err:
         log.error("%s", err)
         sys.exit(1)
+
+
+def limit_threads(threads: int | None) -> None:
+    """The job's thread count, for the BLAS pools and torch.
+
+    Set in the environment, where a torch loaded later starts with it, so that a job that needs no
+    network does not load torch (seconds a job); a torch already loaded is told directly.
+    """
+    threads = max(1, int(threads or 1))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:
+        from .runtime import set_threads
+
+        set_threads(threads)
 
 
 def _gpus_asked(snakemake) -> int:

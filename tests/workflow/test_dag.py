@@ -131,7 +131,7 @@ RERUN_SCOPE = [
                                      "nnunet_raw_dataset": 1, "nnunet_plan": 1, "nnunet_train": 2,
                                      "nnunet_predict": 2, **ARMS_RETRAINED}),
     ("ddpm:\n  network:\n    channels: [8, 16, 24]\n",                 # the model: everything synthetic
-     {"train_ddpm": 1, "sample": 6, "synthetic_volume": 6, "synthetic_quality": 2, "figure2": 2, "synthetic_fidelity": 2,
+     {"train_ddpm": 1, "sample": 3, "synthetic_volume": 6, "synthetic_quality": 2, "figure2": 2, "synthetic_fidelity": 2,
       "nnunet_raw_dataset": 2, "nnunet_plan": 2, "nnunet_train": 4, "nnunet_predict": 4, **ARMS_RETRAINED}),
 ]
 
@@ -146,6 +146,23 @@ def test_a_changed_key_reruns_only_what_depends_on_it(dag, run_snakemake, tmp_pa
     result = run_snakemake(dag, "-n", "all", configfiles=[TEST_CONFIG, change])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert scheduled_jobs(result.stdout + result.stderr) == expected
+
+
+def test_the_ddpm_runs_beside_the_real_arm_not_after_it(dag, run_snakemake, tmp_path):
+    """With the crops made and no network trained, the first DAG of ``all`` holds the DDPM and the
+    general set: they need not wait for the worst-validation checkpoint of the Real runs."""
+    partial = tmp_path / "partial"
+    shutil.copytree(dag, partial, symlinks=True)
+    for later in ("nnunet", "ddpm", "synthetic", "stats", "figures", "targeted", "table1.csv"):
+        path = partial / "results" / later
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    result = run_snakemake(partial, "-n", "all")
+    jobs = scheduled_jobs(result.stdout + result.stderr)
+    assert jobs.get("train_ddpm") == 1 and jobs.get("sample", 0) >= 1, jobs
+    assert jobs.get("nnunet_train") == 2 and "utility_stats" not in jobs, jobs   # the Real runs; the rest waits
 
 
 def test_one_run_rebuilds_alone_and_reproduces_its_dice(dag, run_snakemake):

@@ -14,7 +14,6 @@ from lungsynth.config import problems
 from lungsynth.errors import InputError
 from lungsynth.nnunet.settings import run_seed
 from lungsynth.phantom import patient_root
-from lungsynth.pipeline.ddpm import link_sampled
 from lungsynth.pipeline.samplers import sampler_settings
 from lungsynth.resources import Counts, rule_request, snakemake_resources
 from lungsynth.settings import WorkflowSettings
@@ -224,6 +223,12 @@ def arm_inputs(wildcards):
         else:
             inputs[f"{name}_images"], inputs[f"{name}_masks"] = synthetic_paths(name, "images"), synthetic_paths(name, "masks")
     return inputs
+
+
+def ddpm_model_of_arm(wildcards):
+    """The DDPM of an arm with synthetic data, as an input of its own: arm_inputs cannot name the
+    volumes before the worst-validation checkpoint, and without this the DDPM would wait for it."""
+    return ["results/ddpm/model.pt"] if set(arms.arm(wildcards.arm).training_sets) - {"real"} else []
 
 
 def dataset_name(wildcards):

@@ -8,6 +8,7 @@
 rule nnunet_raw_dataset:
     input:
         unpack(arm_inputs),
+        ddpm=ddpm_model_of_arm,
     output:
         directory("results/nnunet/{arm}/raw"),
     log:

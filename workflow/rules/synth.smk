@@ -37,8 +37,10 @@ rule synthetic_volume:
     log:
         "logs/synthetic/{set}/{case}.log",
     localrule: True
-    run:
-        link_sampled(input[0], wildcards.case, output.image, output.mask, log[0])
+    conda:
+        "../../envs/lungsynth.yaml"
+    script:
+        "../scripts/link_sampled.py"
 
 
 rule synthetic_quality:

@@ -134,13 +134,11 @@ def _file_stamp(path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def link_sampled(batch_dir, case: str, out_image, out_mask, log_path=None) -> None:
+def link_sampled(batch_dir, case: str, out_image, out_mask) -> None:
     """results/synthetic/<set>/<case>.nii.gz and masks/<case>.nii.gz from the case's batch folder:
     hard links where the file system allows (no second copy of the volume), else copies."""
     batch_dir = Path(batch_dir)
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(log_path).write_text(f"{case}: from {batch_dir} (its log: the batch's)\n")
+    log.info("%s: from %s (its log: the batch's)", case, batch_dir)
     for source, target in ((batch_dir / f"{case}.nii.gz", out_image), (batch_dir / "masks" / f"{case}.nii.gz", out_mask)):
         if not source.exists():
             raise InputError(source, f"the batch {batch_dir} holds no volume of {case}")
