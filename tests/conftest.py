@@ -61,7 +61,7 @@ def chest():
     return synthetic_chest()
 
 
-NODULE_TABLE_CODE = "import sys; from lungsynth.pipeline.data import nodule_table; nodule_table(sys.argv[1])"
+NODULE_TABLE_CODE = "import sys; from lungsynth.pipeline.data import nodule_table; nodule_table(sys.argv[1], processes=2)"
 
 
 #: the cost marker of every test, by its folder (the one place it is set); the rest are `unit`

