@@ -50,13 +50,21 @@ def test_nodule_criteria_need_readers_and_size():
 
 
 def test_the_nodule_table_in_two_processes_equals_the_table_in_one(small_scans, tmp_path):
+    """Two processes, started from a script without a main guard (as a Snakemake script runs it)."""
+    import subprocess
+    import sys
+
     import pandas as pd
 
     from lungsynth.pipeline.data import nodule_table as write_nodule_table
 
     ids = [scan.id for scan in small_scans]
     write_nodule_table(tmp_path / "one.csv", processes=1, scan_ids=ids)
-    write_nodule_table(tmp_path / "two.csv", processes=2, scan_ids=ids)
+    job = tmp_path / "job.py"
+    job.write_text("from lungsynth.pipeline.data import nodule_table\n"
+                   f"nodule_table({str(tmp_path / 'two.csv')!r}, processes=2, scan_ids={ids!r})\n")
+    result = subprocess.run([sys.executable, str(job)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
     one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
     assert one.scan_id.nunique() >= 2 and len(one) > 0
     pd.testing.assert_frame_equal(one, two)

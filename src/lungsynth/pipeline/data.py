@@ -30,34 +30,35 @@ def nodule_table(out_csv, processes: int = 1, scan_ids=None) -> None:
     from the database alone.
 
     ``processes`` processes each read and cluster a contiguous share of the scans (in scan order,
-    so the table does not depend on their number).
+    so the table does not depend on their number). They are forked before anything opens the
+    database (a forked SQLite connection is not safe), and forked rather than spawned (a spawned
+    process would run the Snakemake script that called this again).
     """
-    from ..lidc.annotations import all_scan_ids
-    from ..lidc.compat import import_pylidc
-
-    ids = sorted(int(i) for i in scan_ids) if scan_ids is not None else all_scan_ids(import_pylidc())
-    processes = max(1, min(int(processes), len(ids)))
-    shares = [(ids[k * len(ids) // processes:(k + 1) * len(ids) // processes], k == 0) for k in range(processes)]
+    processes = max(1, int(processes))
+    shares = [(k, processes, scan_ids) for k in range(processes)]
     if processes == 1:
         parts = [_nodule_table_of(shares[0])]
-    else:   # spawned: a forked child would share the parent's SQLite connection
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    else:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
             parts = list(pool.map(_nodule_table_of, shares))
     table = pd.concat([part for part, _ in parts], ignore_index=True)
-    patients = {patient for _, share in parts for patient in share}
+    scans = [scan for _, share in parts for scan in share]
     log.info("%d scans, %d patients, %d scans with nodules, %d nodule clusters (%d process(es))",
-             len(ids), len(patients), table.scan_id.nunique(), len(table), processes)
+             len(scans), len({patient for _, patient in scans}), table.scan_id.nunique(), len(table), processes)
     write_csv(out_csv, table)
 
 
-def _nodule_table_of(share) -> tuple[pd.DataFrame, list[str]]:
-    """The nodule rows and the patient ids of one share ``(scan ids, show progress)`` of the scans."""
-    from ..lidc.annotations import nodule_table as build, query_scans
+def _nodule_table_of(share) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """The nodule rows and the ``(scan id, patient id)`` of share ``(k, of, scan_ids)``: the k-th
+    of ``of`` contiguous shares of ``scan_ids`` (None: every scan of the database)."""
+    from ..lidc.annotations import all_scan_ids, nodule_table as build, query_scans
     from ..lidc.compat import import_pylidc
 
-    scan_ids, progress = share
-    scans = query_scans(import_pylidc(), scan_ids=scan_ids)
-    return build(scans, progress=progress), [scan.patient_id for scan in scans]
+    k, of, scan_ids = share
+    pl = import_pylidc()
+    ids = sorted(int(i) for i in scan_ids) if scan_ids is not None else all_scan_ids(pl)
+    scans = query_scans(pl, scan_ids=ids[k * len(ids) // of:(k + 1) * len(ids) // of])
+    return build(scans, progress=k == 0), [(scan.id, scan.patient_id) for scan in scans]
 
 
 def select_cases(nodules_csv, out_csv, data: dict, phantom: dict, criteria: dict) -> None:
