@@ -127,7 +127,8 @@ RERUN_SCOPE = [
     ("stats:\n  bootstrap_resamples: 300\n", {"bootstrap_intervals": 1}),
     ("quality:\n  shell_mm: 4.0\n", {"synthetic_quality": 2}),
     ("nnunet:\n  runs: 3\n", {"nnunet_train": 3, "nnunet_predict": 3, **ARMS_RETRAINED}),
-    ("targeted:\n  per_mask: 2\n", {"sample": 1, "synthetic_volume": 1, "synthetic_quality": 1, "figure2": 1, "synthetic_fidelity": 1,
+    # the new variant joins the first's sampling batch: the batch is sampled again and both are linked
+    ("targeted:\n  per_mask: 2\n", {"sample": 1, "synthetic_volume": 2, "synthetic_quality": 1, "figure2": 1, "synthetic_fidelity": 1,
                                      "nnunet_raw_dataset": 1, "nnunet_plan": 1, "nnunet_train": 2,
                                      "nnunet_predict": 2, **ARMS_RETRAINED}),
     ("ddpm:\n  network:\n    channels: [8, 16, 24]\n",                 # the model: everything synthetic
